@@ -1,0 +1,79 @@
+// Package fallomattr names the canonical fields that the openroutermapping
+// processor writes and the fallom exporter stores. It is the one contract
+// between the two: each storage column of the `spans` table (DESIGN 2.5) that
+// is not read straight off the span is carried as a span attribute named
+// Prefix + column, so any stock exporter downstream carries it too.
+package fallomattr
+
+// Prefix starts every canonical attribute written by the processor.
+const Prefix = "fallom."
+
+// Resource attribute: the project of the API key that sent the data. Stamped
+// by the processor from client.Info.Auth, because client.Info does not survive
+// batching or persistent queues.
+const ProjectID = "fallom.project_id"
+
+// Span attributes, one per storage column (the column name is the key without
+// the prefix).
+const (
+	IsGeneration          = "fallom.is_generation"            // bool
+	SessionID             = "fallom.session_id"               // string
+	CustomerID            = "fallom.customer_id"              // string
+	Model                 = "fallom.model"                    // string
+	RequestedModel        = "fallom.requested_model"          // string
+	Provider              = "fallom.provider"                 // string
+	Operation             = "fallom.operation"                // string
+	InputTokens           = "fallom.input_tokens"             // int
+	OutputTokens          = "fallom.output_tokens"            // int
+	TotalTokens           = "fallom.total_tokens"             // int
+	CachedInputTokens     = "fallom.cached_input_tokens"      // int
+	CacheWriteInputTokens = "fallom.cache_write_input_tokens" // int
+	ReasoningTokens       = "fallom.reasoning_tokens"         // int
+	InputCostUSD          = "fallom.input_cost_usd"           // double
+	OutputCostUSD         = "fallom.output_cost_usd"          // double
+	TotalCostUSD          = "fallom.total_cost_usd"           // double
+	CostSource            = "fallom.cost_source"              // string: reported | computed | unknown
+	FinishReason          = "fallom.finish_reason"            // string
+	TimeToFirstTokenMs    = "fallom.time_to_first_token_ms"   // double
+	Streamed              = "fallom.streamed"                 // bool
+	Prompt                = "fallom.prompt"                   // string: normalized JSON messages array
+	Completion            = "fallom.completion"               // string: normalized JSON
+	Source                = "fallom.source"                   // string: dialect name
+)
+
+// Cost sources.
+const (
+	CostReported = "reported"
+	CostComputed = "computed"
+	CostUnknown  = "unknown"
+)
+
+// Flags the processor sets when it had to change or doubt a value. They are
+// not columns: the exporter keeps them in the `attributes` JSON.
+const (
+	FlagTruncated        = "fallom.truncated"         // string array: names of the fields that were truncated
+	FlagTimestampSuspect = "fallom.timestamp_suspect" // string: why the span's timestamps are doubtful
+	FlagContentDropped   = "fallom.content_dropped"   // bool: prompt/completion removed by the privacy setting
+)
+
+// DefaultProjectID is used by the exporter for data that reached it with no
+// project stamped (e.g. a pipeline without fallomauth).
+const DefaultProjectID = "default"
+
+// Columns lists the canonical span attributes in storage-column order, so the
+// exporter can map them without a second list.
+var Columns = []string{
+	IsGeneration, SessionID, CustomerID, Model, RequestedModel, Provider, Operation,
+	InputTokens, OutputTokens, TotalTokens, CachedInputTokens, CacheWriteInputTokens, ReasoningTokens,
+	InputCostUSD, OutputCostUSD, TotalCostUSD, CostSource,
+	FinishReason, TimeToFirstTokenMs, Streamed, Prompt, Completion, Source,
+}
+
+// Column returns the storage column name of a canonical attribute key.
+func Column(key string) string { return key[len(Prefix):] }
+
+// Principal attribute names carried in client.Info.Auth by fallomauth.
+const (
+	AuthProjectID = "project_id"
+	AuthKeyName   = "key_name"
+)
