@@ -1,0 +1,418 @@
+// Package sqlite is the embedded SQLite backend of the fallom exporter
+// (modernc.org/sqlite, no cgo): WAL journal, one writer connection, batched
+// multi-row upserts in one IMMEDIATE transaction per write.
+package sqlite // import "github.com/fallom/fallom-collector/internal/storage/sqlite"
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/fallom/fallom-collector/internal/storage"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migrations returns the versioned schema of this backend.
+func Migrations() ([]storage.Migration, error) { return storage.LoadMigrations(migrationFS, "migrations") }
+
+// Options configure the SQLite backend.
+type Options struct {
+	// Path is the database file. Its directory is created when missing.
+	Path string
+	// BusyTimeout is how long a write waits for another process holding
+	// the database lock before failing with a retryable error.
+	BusyTimeout time.Duration
+	// Synchronous is the PRAGMA synchronous level: FULL (default) makes a
+	// commit durable against power loss; NORMAL only against a crash of the
+	// process (the WAL is not fsynced on every commit).
+	Synchronous string
+	// MigrateTo stops migrations at this version (0 = all). Tests use it to
+	// build a database of an older schema.
+	MigrateTo int
+}
+
+// rowsPerStatement bounds a multi-row statement under SQLite's limit of
+// 32766 bound variables (37 columns per span row).
+const rowsPerStatement = 500
+
+// keysPerStatement bounds the key lookup (3 variables per key).
+const keysPerStatement = 1000
+
+// Store is the SQLite backend.
+type Store struct {
+	db   *sql.DB
+	path string
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open opens (creating when missing) and migrates the database.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, errors.New("sqlite: empty database path")
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	sync := strings.ToUpper(opts.Synchronous)
+	if sync == "" {
+		sync = "FULL"
+	}
+	if sync != "FULL" && sync != "NORMAL" && sync != "EXTRA" {
+		return nil, fmt.Errorf("sqlite: synchronous must be FULL, NORMAL or EXTRA, got %q", opts.Synchronous)
+	}
+	if dir := filepath.Dir(opts.Path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("sqlite: create directory for %s: %w", opts.Path, err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous("+sync+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	// IMMEDIATE takes the write lock at BEGIN, so the read-then-write of a
+	// batch cannot be interleaved with another process writing the file.
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", opts.Path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", opts.Path, err)
+	}
+	// One connection: SQLite has one writer at a time anyway, and a single
+	// connection serializes this process's writes without lock contention.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	s := &Store{db: db, path: opts.Path}
+	if err := s.migrate(ctx, opts.MigrateTo); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// DB exposes the connection for tests and tools that read the tables.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close checkpoints the WAL into the main file and closes the database.
+func (s *Store) Close() error {
+	_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+	return s.db.Close()
+}
+
+func (s *Store) migrate(ctx context.Context, target int) error {
+	migrations, err := Migrations()
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		name TEXT NOT NULL,
+		applied_at_unix_nano INTEGER NOT NULL)`); err != nil {
+		return classify(fmt.Errorf("sqlite: create schema_migrations in %s: %w", s.path, err))
+	}
+	current, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("%w: %s is at schema version %d, this collector knows up to %d; upgrade the collector",
+			storage.ErrSchemaTooNew, s.path, current, len(migrations))
+	}
+	for _, m := range migrations {
+		if m.Version <= current || (target > 0 && m.Version > target) {
+			continue
+		}
+		if err := s.apply(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, m storage.Migration) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	// Another process may have applied it while we waited for the lock.
+	var done int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.Version).Scan(&done); err != nil {
+		return classify(err)
+	}
+	if done > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+		return fmt.Errorf("sqlite: migration %d (%s): %w", m.Version, m.Name, err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at_unix_nano) VALUES (?, ?, ?)",
+		m.Version, m.Name, time.Now().UnixNano()); err != nil {
+		return classify(err)
+	}
+	return classify(tx.Commit())
+}
+
+// SchemaVersion returns the highest applied migration (0 for an empty file).
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, "SELECT max(version) FROM schema_migrations").Scan(&v); err != nil {
+		return 0, classify(err)
+	}
+	return int(v.Int64), nil
+}
+
+// WriteSpans implements storage.Store.
+func (s *Store) WriteSpans(ctx context.Context, spans []storage.Span) (storage.WriteResult, error) {
+	if len(spans) == 0 {
+		return storage.WriteResult{}, nil
+	}
+	return storage.WriteIsolating(ctx, spans, s.writeOnce)
+}
+
+func (s *Store) writeOnce(ctx context.Context, spans []storage.Span) (storage.WriteResult, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return storage.WriteResult{}, classify(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	res, err := storage.WriteBatch(ctx, &sqliteTx{tx: tx}, spans)
+	if err != nil {
+		return storage.WriteResult{}, classify(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return storage.WriteResult{}, classify(err)
+	}
+	return res, nil
+}
+
+type sqliteTx struct{ tx *sql.Tx }
+
+func (t *sqliteTx) LoadExisting(ctx context.Context, keys []storage.Key) (map[storage.Key]storage.UsageFields, error) {
+	out := map[storage.Key]storage.UsageFields{}
+	for start := 0; start < len(keys); start += keysPerStatement {
+		chunk := keys[start:min(start+keysPerStatement, len(keys))]
+		var b strings.Builder
+		b.WriteString("SELECT project_id, trace_id, span_id, " + storage.UsageColumns +
+			" FROM spans WHERE (project_id, trace_id, span_id) IN (VALUES ")
+		args := make([]any, 0, 3*len(chunk))
+		for i, k := range chunk {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?,?)")
+			args = append(args, k.ProjectID, k.TraceID, k.SpanID)
+		}
+		b.WriteByte(')')
+		rows, err := t.tx.QueryContext(ctx, b.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			k, f, err := scanUsage(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[k] = f
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func scanUsage(rows *sql.Rows) (storage.Key, storage.UsageFields, error) {
+	var k storage.Key
+	var f storage.UsageFields
+	var model, customer sql.NullString
+	var tokens [6]sql.NullInt64
+	var costs [3]sql.NullFloat64
+	err := rows.Scan(&k.ProjectID, &k.TraceID, &k.SpanID, &f.IsGeneration, &f.StartTimeUnixNano, &model, &customer, &f.StatusCode,
+		&tokens[0], &tokens[1], &tokens[2], &tokens[3], &tokens[4], &tokens[5], &costs[0], &costs[1], &costs[2])
+	if err != nil {
+		return k, f, err
+	}
+	f.Model, f.CustomerID = nullString(model), nullString(customer)
+	f.InputTokens, f.OutputTokens, f.TotalTokens = nullInt(tokens[0]), nullInt(tokens[1]), nullInt(tokens[2])
+	f.CachedInputTokens, f.CacheWriteInputTokens, f.ReasoningTokens = nullInt(tokens[3]), nullInt(tokens[4]), nullInt(tokens[5])
+	f.InputCostUSD, f.OutputCostUSD, f.TotalCostUSD = nullFloat(costs[0]), nullFloat(costs[1]), nullFloat(costs[2])
+	return k, f, nil
+}
+
+func nullString(v sql.NullString) *string {
+	if !v.Valid {
+		return nil
+	}
+	return &v.String
+}
+
+func nullInt(v sql.NullInt64) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Int64
+}
+
+func nullFloat(v sql.NullFloat64) *float64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Float64
+}
+
+// upsertTail is the ON CONFLICT clause: update every column but the key and
+// the received time, and only when some value differs (IS NOT compares NULLs
+// as values), so an exact replay writes nothing and returns no row.
+var upsertTail = func() string {
+	cols := storage.UpdatableColumns()
+	set := make([]string, len(cols))
+	diff := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c + " = excluded." + c
+		diff[i] = "spans." + c + " IS NOT excluded." + c
+	}
+	return " ON CONFLICT (project_id, trace_id, span_id) DO UPDATE SET " + strings.Join(set, ", ") +
+		" WHERE " + strings.Join(diff, " OR ") + " RETURNING project_id, trace_id, span_id"
+}()
+
+func valuesList(rows, cols int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+func (t *sqliteTx) Upsert(ctx context.Context, spans []storage.Span) ([]storage.Changed, error) {
+	var changed []storage.Changed
+	ncol := len(storage.Columns)
+	for start := 0; start < len(spans); start += rowsPerStatement {
+		chunk := spans[start:min(start+rowsPerStatement, len(spans))]
+		query := "INSERT INTO spans (" + storage.ColumnNames() + ") VALUES " + valuesList(len(chunk), ncol) + upsertTail
+		args := make([]any, 0, ncol*len(chunk))
+		for i := range chunk {
+			args = append(args, chunk[i].Values()...)
+		}
+		rows, err := t.tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var k storage.Key
+			if err := rows.Scan(&k.ProjectID, &k.TraceID, &k.SpanID); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			changed = append(changed, storage.Changed{Key: k})
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return changed, nil
+}
+
+func (t *sqliteTx) AddUsage(ctx context.Context, deltas []storage.UsageDelta) error {
+	cols := storage.UsageDeltaColumns
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c + " = " + c + " + excluded." + c
+	}
+	ncol := 4 + len(cols)
+	const perStatement = 1000
+	for start := 0; start < len(deltas); start += perStatement {
+		chunk := deltas[start:min(start+perStatement, len(deltas))]
+		query := "INSERT INTO usage_daily (project_id, day, model, customer_id, " + strings.Join(cols, ", ") +
+			") VALUES " + valuesList(len(chunk), ncol) +
+			" ON CONFLICT (project_id, day, model, customer_id) DO UPDATE SET " + strings.Join(set, ", ")
+		args := make([]any, 0, ncol*len(chunk))
+		for i := range chunk {
+			d := &chunk[i]
+			args = append(args, d.Key.ProjectID, d.Key.Day, d.Key.Model, d.Key.CustomerID)
+			args = append(args, d.Values()...)
+		}
+		if _, err := t.tx.ExecContext(ctx, query, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ApplyRetention implements storage.Store. Each batch is its own short
+// transaction, so writes interleave with a long retention pass.
+func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (storage.RetentionResult, error) {
+	var res storage.RetentionResult
+	batch := p.BatchSize
+	if batch <= 0 {
+		batch = 1000
+	}
+	if p.ContentAfter > 0 {
+		cutoff := p.Now.Add(-p.ContentAfter).UnixNano()
+		n, err := s.inBatches(ctx, batch, `UPDATE spans SET prompt = NULL, completion = NULL WHERE rowid IN (
+			SELECT rowid FROM spans WHERE received_at_unix_nano < ? AND (prompt IS NOT NULL OR completion IS NOT NULL) LIMIT ?)`, cutoff)
+		res.ContentCleared += n
+		if err != nil {
+			return res, err
+		}
+	}
+	if p.SpansAfter > 0 {
+		cutoff := p.Now.Add(-p.SpansAfter).UnixNano()
+		n, err := s.inBatches(ctx, batch, `DELETE FROM spans WHERE rowid IN (
+			SELECT rowid FROM spans WHERE received_at_unix_nano < ? LIMIT ?)`, cutoff)
+		res.SpansDeleted += n
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (s *Store) inBatches(ctx context.Context, batch int, query string, cutoff int64) (int64, error) {
+	var total int64
+	for {
+		r, err := s.db.ExecContext(ctx, query, cutoff, batch)
+		if err != nil {
+			return total, classify(err)
+		}
+		n, _ := r.RowsAffected()
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+// classify marks errors that retrying cannot fix as permanent. Busy,
+// locked, I/O, full disk and interrupted (timeout) stay plain: they may pass.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sqlitedriver.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_RANGE:
+			return storage.NewPermanent(err)
+		}
+	}
+	return err
+}

@@ -1,0 +1,208 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/fallom/fallom-collector/internal/storage"
+	"github.com/fallom/fallom-collector/internal/storage/storagetest"
+)
+
+func open(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func backend() storagetest.Backend {
+	return storagetest.Backend{
+		New: func(t *testing.T) (storage.Store, func() storage.Store) {
+			path := filepath.Join(t.TempDir(), "sub", "fallom.db")
+			var current *Store
+			reopen := func() storage.Store {
+				current = open(t, Options{Path: path})
+				return current
+			}
+			reopen()
+			t.Cleanup(func() { current.Close() })
+			return current, reopen
+		},
+		QueryRow: func(t *testing.T, s storage.Store, query string, dest ...any) {
+			t.Helper()
+			if err := s.(*Store).DB().QueryRow(query).Scan(dest...); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		},
+		DayExpr: "date(start_time_unix_nano / 1000000000, 'unixepoch')",
+	}
+}
+
+func TestConformance(t *testing.T) { storagetest.Run(t, backend()) }
+
+func TestPragmas(t *testing.T) {
+	s := open(t, Options{Path: filepath.Join(t.TempDir(), "f.db")})
+	defer s.Close()
+	var mode string
+	var busy, sync int
+	db := s.DB()
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	if err := db.QueryRow("PRAGMA busy_timeout").Scan(&busy); err != nil || busy != 5000 {
+		t.Fatalf("busy_timeout = %d, %v; want 5000", busy, err)
+	}
+	if err := db.QueryRow("PRAGMA synchronous").Scan(&sync); err != nil || sync != 2 {
+		t.Fatalf("synchronous = %d, %v; want 2 (FULL)", sync, err)
+	}
+	if _, err := Open(context.Background(), Options{Path: filepath.Join(t.TempDir(), "g.db"), Synchronous: "sometimes"}); err == nil {
+		t.Fatal("Open accepted synchronous=sometimes")
+	}
+}
+
+// A v1 database (spans and views, no usage_daily) holding data is upgraded
+// to v2 on open, and usage_daily is backfilled from the stored generations.
+func TestUpgradeFromV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	ctx := context.Background()
+	v1 := open(t, Options{Path: path, MigrateTo: 1})
+	if v, _ := v1.SchemaVersion(ctx); v != 1 {
+		t.Fatalf("version %d, want 1", v)
+	}
+	var n int
+	if err := v1.DB().QueryRow("SELECT count(*) FROM sqlite_master WHERE name = 'usage_daily'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("v1 database has usage_daily (%d, %v)", n, err)
+	}
+	// Write with the v1 schema's statements: only the spans upsert (the
+	// v1 collector had no rollup).
+	spans := storagetest.Delivery("p", 30)
+	tx, err := v1.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&sqliteTx{tx: tx}).Upsert(ctx, spans); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	v1.Close()
+
+	s := open(t, Options{Path: path})
+	defer s.Close()
+	if v, _ := s.SchemaVersion(ctx); v != 2 {
+		t.Fatalf("version after upgrade %d, want 2", v)
+	}
+	var gens, input int64
+	if err := s.DB().QueryRow("SELECT sum(generations), sum(input_tokens) FROM usage_daily").Scan(&gens, &input); err != nil {
+		t.Fatal(err)
+	}
+	var wantInput int64
+	for _, sp := range spans {
+		if sp.IsGeneration {
+			wantInput += *sp.InputTokens
+		}
+	}
+	if gens != 30 || input != wantInput {
+		t.Fatalf("backfilled usage_daily: %d generations %d input tokens, want 30 and %d", gens, input, wantInput)
+	}
+	// Replaying the v1 data after the upgrade does not count it again.
+	if res, err := s.WriteSpans(ctx, spans); err != nil || res.Unchanged != 60 {
+		t.Fatalf("replay after upgrade: %+v %v", res, err)
+	}
+	if err := s.DB().QueryRow("SELECT sum(generations) FROM usage_daily").Scan(&gens); err != nil || gens != 30 {
+		t.Fatalf("usage_daily after replay: %d generations, want 30", gens)
+	}
+}
+
+func TestSchemaTooNew(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	s := open(t, Options{Path: path})
+	if _, err := s.DB().Exec("INSERT INTO schema_migrations VALUES (99, 'future', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err := Open(context.Background(), Options{Path: path})
+	if !errors.Is(err, storage.ErrSchemaTooNew) || !strings.Contains(err.Error(), "99") {
+		t.Fatalf("Open of a newer database: %v", err)
+	}
+}
+
+// Another process holding the write lock makes writes fail with a plain
+// (retryable) error once busy_timeout passes; the same write succeeds once
+// the lock is released.
+func TestBusyIsRetryable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "busy.db")
+	s := open(t, Options{Path: path, BusyTimeout: 50 * time.Millisecond})
+	defer s.Close()
+	other, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx := context.Background()
+	conn, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	spans := storagetest.Delivery("p", 3)
+	_, err = s.WriteSpans(ctx, spans)
+	var se *sqlitedriver.Error
+	if err == nil || storage.IsPermanent(err) || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY {
+		t.Fatalf("write under a foreign lock: %v; want a plain SQLITE_BUSY error", err)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if res, err := s.WriteSpans(ctx, spans); err != nil || res.Inserted != 6 {
+		t.Fatalf("retry after the lock is gone: %+v %v", res, err)
+	}
+}
+
+// A row SQLite can never hold (here: longer than the connection's length
+// limit) is rejected with a permanent error naming it, and the other rows
+// of the batch are committed.
+func TestPermanentRowIsIsolated(t *testing.T) {
+	s := open(t, Options{Path: filepath.Join(t.TempDir(), "p.db")})
+	defer s.Close()
+	ctx := context.Background()
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlitedriver.Limit(conn, sqlite3.SQLITE_LIMIT_LENGTH, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	spans := storagetest.Delivery("p", 10)
+	huge := strings.Repeat("x", 100<<10)
+	spans[7].Prompt = &huge
+	res, err := s.WriteSpans(ctx, spans)
+	if err == nil || !storage.IsPermanent(err) {
+		t.Fatalf("err = %v, want permanent", err)
+	}
+	if !strings.Contains(err.Error(), spans[7].SpanID) {
+		t.Fatalf("error does not name the bad span %s: %v", spans[7].SpanID, err)
+	}
+	if res.Inserted != 19 || res.Rejected != 1 {
+		t.Fatalf("%+v, want 19 inserted and 1 rejected", res)
+	}
+	var n int
+	if err := s.DB().QueryRow("SELECT count(*) FROM spans").Scan(&n); err != nil || n != 19 {
+		t.Fatalf("%d rows stored, want 19", n)
+	}
+}

@@ -1,0 +1,484 @@
+// Package storagetest is the conformance suite every storage backend runs
+// against a real database (a SQLite file, a real PostgreSQL server): schema,
+// idempotent replay, the merge rule for a changed replay, the usage_daily
+// rollup, the views and retention. SQL in this file is portable between the
+// two backends.
+package storagetest // import "github.com/fallom/fallom-collector/internal/storage/storagetest"
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fallom/fallom-collector/internal/storage"
+)
+
+// Backend adapts one storage backend to the suite.
+type Backend struct {
+	// New opens a store on a new, empty database. Reopen opens the same
+	// database again (after the first store was closed).
+	New func(t *testing.T) (s storage.Store, reopen func() storage.Store)
+	// QueryRow runs a one-row query on the store's database and scans it.
+	QueryRow func(t *testing.T, s storage.Store, query string, dest ...any)
+	// DayExpr is the SQL text of the UTC day ('YYYY-MM-DD') of
+	// start_time_unix_nano, which differs between dialects.
+	DayExpr string
+}
+
+// Run runs every conformance test.
+func Run(t *testing.T, b Backend) {
+	t.Run("MigratesFromEmpty", func(t *testing.T) { testMigratesFromEmpty(t, b) })
+	t.Run("IdempotentReplay", func(t *testing.T) { testIdempotentReplay(t, b) })
+	t.Run("DuplicatesInOneBatch", func(t *testing.T) { testDuplicatesInOneBatch(t, b) })
+	t.Run("ChangedReplay", func(t *testing.T) { testChangedReplay(t, b) })
+	t.Run("RollupMatchesSpans", func(t *testing.T) { testRollupMatchesSpans(t, b) })
+	t.Run("Views", func(t *testing.T) { testViews(t, b) })
+	t.Run("NullsAndPlainSpans", func(t *testing.T) { testNullsAndPlainSpans(t, b) })
+	t.Run("Retention", func(t *testing.T) { testRetention(t, b) })
+	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, b) })
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Base is the start time of the fixtures: 2026-11-02 10:00:00 UTC.
+var Base = time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC)
+
+// Generation returns a realistic OpenRouter generation row (as the exporter
+// builds it from a mapped span), i numbering the span.
+func Generation(project string, i int) storage.Span {
+	start := Base.Add(time.Duration(i) * time.Second)
+	end := start.Add(1890 * time.Millisecond)
+	prompt := fmt.Sprintf(`[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Question %d: %s"}]`, i, strings.Repeat("lorem ipsum ", 20))
+	return storage.Span{
+		ProjectID: project, TraceID: fmt.Sprintf("%032x", 0x5f2c0000+i), SpanID: fmt.Sprintf("%016x", 0xa000+i),
+		Name: "LLM Generation", Kind: "CLIENT", StatusCode: "OK",
+		StartTimeUnixNano: start.UnixNano(), EndTimeUnixNano: end.UnixNano(), DurationMs: 1890,
+		ReceivedAtUnixNano: end.Add(time.Second).UnixNano(),
+		IsGeneration:       true,
+		SessionID:          ptr(fmt.Sprintf("session-%d", i%3)), CustomerID: ptr(fmt.Sprintf("customer-%d", i%2)),
+		Model: ptr("openai/gpt-4o-mini"), RequestedModel: ptr("openai/gpt-4o-mini"), Provider: ptr("OpenAI"), Operation: ptr("chat"),
+		InputTokens: ptr(int64(1200 + i)), OutputTokens: ptr(int64(48)), TotalTokens: ptr(int64(1248 + i)),
+		CachedInputTokens: ptr(int64(100)), CacheWriteInputTokens: ptr(int64(0)), ReasoningTokens: ptr(int64(0)),
+		InputCostUSD: ptr(0.00015), OutputCostUSD: ptr(0.0000288), TotalCostUSD: ptr(0.0001788), CostSource: ptr("reported"),
+		FinishReason: ptr("stop"), TimeToFirstTokenMs: ptr(412.0), Streamed: ptr(true),
+		Prompt: ptr(prompt), Completion: ptr(`{"role":"assistant","content":"Paris."}`), Source: ptr("openrouter"),
+		Attributes:         `{"span.type":"generation","gen_ai.response.id":"gen-1794000000-x"}`,
+		ResourceAttributes: `{"service.name":"openrouter","service.version":"1.0.0"}`,
+	}
+}
+
+// Child returns a non-generation child of Generation(project, i).
+func Child(project string, i int) storage.Span {
+	g := Generation(project, i)
+	return storage.Span{
+		ProjectID: project, TraceID: g.TraceID, SpanID: fmt.Sprintf("%016x", 0xc000+i), ParentSpanID: ptr(g.SpanID),
+		Name: "provider attempt 1: OpenAI", Kind: "INTERNAL", StatusCode: "UNSET",
+		StartTimeUnixNano: g.StartTimeUnixNano, EndTimeUnixNano: g.EndTimeUnixNano, DurationMs: g.DurationMs,
+		ReceivedAtUnixNano: g.ReceivedAtUnixNano, Operation: ptr("chat"), Source: ptr("openrouter"),
+		Attributes: `{"span.type":"span"}`, ResourceAttributes: g.ResourceAttributes,
+	}
+}
+
+// Delivery returns n generations with one child each.
+func Delivery(project string, n int) []storage.Span {
+	var out []storage.Span
+	for i := range n {
+		out = append(out, Generation(project, i), Child(project, i))
+	}
+	return out
+}
+
+type totals struct {
+	rows, generations, inputTokens int64
+	cost                           float64
+}
+
+func spanTotals(t *testing.T, b Backend, s storage.Store) totals {
+	t.Helper()
+	var r totals
+	b.QueryRow(t, s, `SELECT count(*), count(*) FILTER (WHERE is_generation),
+		CAST(coalesce(sum(input_tokens), 0) AS BIGINT), CAST(coalesce(sum(total_cost_usd), 0) AS DOUBLE PRECISION) FROM spans`,
+		&r.rows, &r.generations, &r.inputTokens, &r.cost)
+	return r
+}
+
+func usageTotals(t *testing.T, b Backend, s storage.Store) totals {
+	t.Helper()
+	var r totals
+	b.QueryRow(t, s, `SELECT count(*), CAST(coalesce(sum(generations), 0) AS BIGINT),
+		CAST(coalesce(sum(input_tokens), 0) AS BIGINT), CAST(coalesce(sum(total_cost_usd), 0) AS DOUBLE PRECISION) FROM usage_daily`,
+		&r.rows, &r.generations, &r.inputTokens, &r.cost)
+	return r
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+// checkRollup asserts that usage_daily equals the aggregate of the stored
+// generation spans, per key and counter.
+func checkRollup(t *testing.T, b Backend, s storage.Store) {
+	t.Helper()
+	var mismatches int64
+	b.QueryRow(t, s, `SELECT count(*) FROM (
+		SELECT project_id, CAST(day AS TEXT) AS day, model, customer_id, generations, errors, unknown_cost_generations,
+		       input_tokens, output_tokens, total_tokens, cached_input_tokens, cache_write_input_tokens, reasoning_tokens,
+		       round(CAST(total_cost_usd AS NUMERIC), 9) AS cost
+		FROM usage_daily WHERE generations <> 0
+		EXCEPT
+		SELECT project_id, CAST(day AS TEXT), model, customer_id, generations, errors, unknown_cost_generations,
+		       input_tokens, output_tokens, total_tokens, cached_input_tokens, cache_write_input_tokens, reasoning_tokens,
+		       round(CAST(cost AS NUMERIC), 9)
+		FROM (SELECT project_id,
+		             CAST(`+b.DayExpr+` AS TEXT) AS day,
+		             coalesce(model, '') AS model, coalesce(customer_id, '') AS customer_id,
+		             count(*) AS generations,
+		             count(*) FILTER (WHERE status_code = 'ERROR') AS errors,
+		             count(*) FILTER (WHERE total_cost_usd IS NULL) AS unknown_cost_generations,
+		             CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
+		             CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens,
+		             CAST(coalesce(sum(total_tokens), 0) AS BIGINT) AS total_tokens,
+		             CAST(coalesce(sum(cached_input_tokens), 0) AS BIGINT) AS cached_input_tokens,
+		             CAST(coalesce(sum(cache_write_input_tokens), 0) AS BIGINT) AS cache_write_input_tokens,
+		             CAST(coalesce(sum(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens,
+		             coalesce(sum(total_cost_usd), 0) AS cost
+		      FROM spans WHERE is_generation GROUP BY 1, 2, 3, 4) agg
+	) diff`, &mismatches)
+	var spanGroups, usageRows int64
+	b.QueryRow(t, s, `SELECT count(*) FROM (SELECT DISTINCT project_id, `+b.DayExpr+`, model, customer_id FROM spans WHERE is_generation) g`, &spanGroups)
+	b.QueryRow(t, s, `SELECT count(*) FROM usage_daily WHERE generations <> 0`, &usageRows)
+	if mismatches != 0 || spanGroups != usageRows {
+		t.Fatalf("usage_daily does not match the stored generations: %d differing rows, %d span groups vs %d usage rows",
+			mismatches, spanGroups, usageRows)
+	}
+}
+
+func write(t *testing.T, s storage.Store, spans []storage.Span) storage.WriteResult {
+	t.Helper()
+	res, err := s.WriteSpans(context.Background(), spans)
+	if err != nil {
+		t.Fatalf("WriteSpans: %v", err)
+	}
+	return res
+}
+
+func testMigratesFromEmpty(t *testing.T, b Backend) {
+	s, reopen := b.New(t)
+	ctx := context.Background()
+	v, err := s.SchemaVersion(ctx)
+	if err != nil || v != 2 {
+		t.Fatalf("SchemaVersion = %d, %v; want 2", v, err)
+	}
+	var n int64
+	b.QueryRow(t, s, "SELECT count(*) FROM schema_migrations", &n)
+	if n != 2 {
+		t.Fatalf("schema_migrations has %d rows, want 2", n)
+	}
+	for _, table := range []string{"spans", "usage_daily", "sessions", "customers"} {
+		b.QueryRow(t, s, "SELECT count(*) FROM "+table, &n)
+		if n != 0 {
+			t.Fatalf("%s has %d rows in a new database", table, n)
+		}
+	}
+	write(t, s, Delivery("p", 2))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Opening again applies nothing and keeps the data.
+	s = reopen()
+	b.QueryRow(t, s, "SELECT count(*) FROM schema_migrations", &n)
+	if n != 2 {
+		t.Fatalf("schema_migrations has %d rows after reopening, want 2", n)
+	}
+	if got := spanTotals(t, b, s); got.rows != 4 {
+		t.Fatalf("%d spans after reopening, want 4", got.rows)
+	}
+}
+
+func testIdempotentReplay(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	delivery := append(Delivery("p1", 20), Delivery("p2", 5)...)
+	res := write(t, s, delivery)
+	if res.Inserted != 50 || res.Updated != 0 || res.Unchanged != 0 {
+		t.Fatalf("first write: %+v, want 50 inserted", res)
+	}
+	wantSpans, wantUsage := spanTotals(t, b, s), usageTotals(t, b, s)
+	if wantSpans.rows != 50 || wantSpans.generations != 25 || wantUsage.generations != 25 {
+		t.Fatalf("after first write: spans %+v usage %+v", wantSpans, wantUsage)
+	}
+	var receivedBefore int64
+	b.QueryRow(t, s, "SELECT CAST(sum(received_at_unix_nano % 1000003) AS BIGINT) FROM spans", &receivedBefore)
+	for i := range 5 {
+		replay := Delivery("p1", 20)
+		for j := range replay {
+			// A replay arrives later: only received_at differs, and it is
+			// not part of the content.
+			replay[j].ReceivedAtUnixNano += int64(i+1) * int64(time.Hour)
+		}
+		res := write(t, s, append(replay, Delivery("p2", 5)...))
+		if res.Inserted != 0 || res.Updated != 0 || res.Unchanged != 50 {
+			t.Fatalf("replay %d: %+v, want 50 unchanged", i, res)
+		}
+	}
+	gotSpans, gotUsage := spanTotals(t, b, s), usageTotals(t, b, s)
+	if gotSpans.rows != wantSpans.rows || gotSpans.generations != wantSpans.generations ||
+		gotSpans.inputTokens != wantSpans.inputTokens || !near(gotSpans.cost, wantSpans.cost) {
+		t.Fatalf("spans changed by replays: %+v, want %+v", gotSpans, wantSpans)
+	}
+	if gotUsage.generations != wantUsage.generations || gotUsage.inputTokens != wantUsage.inputTokens || !near(gotUsage.cost, wantUsage.cost) {
+		t.Fatalf("usage_daily changed by replays: %+v, want %+v", gotUsage, wantUsage)
+	}
+	var receivedAfter int64
+	b.QueryRow(t, s, "SELECT CAST(sum(received_at_unix_nano % 1000003) AS BIGINT) FROM spans", &receivedAfter)
+	if receivedAfter != receivedBefore {
+		t.Fatal("a replay moved received_at_unix_nano (the retention clock)")
+	}
+	checkRollup(t, b, s)
+}
+
+func testDuplicatesInOneBatch(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	g := Generation("p", 1)
+	changed := g
+	changed.OutputTokens = ptr(int64(999))
+	res := write(t, s, []storage.Span{g, g, Child("p", 1), changed})
+	if res.Inserted != 2 {
+		t.Fatalf("%+v, want 2 inserted", res)
+	}
+	var out int64
+	b.QueryRow(t, s, "SELECT output_tokens FROM spans WHERE is_generation", &out)
+	if out != 999 {
+		t.Fatalf("output_tokens = %d, want the last occurrence (999)", out)
+	}
+	checkRollup(t, b, s)
+}
+
+func testChangedReplay(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	write(t, s, Delivery("p", 4))
+	// The same span again with new content: another model, more tokens,
+	// another cost, an error status. Last write wins; usage_daily moves the
+	// generation from the old (model, customer) row to the new one.
+	g := Generation("p", 0)
+	g.Model = ptr("anthropic/claude-haiku-4.5")
+	g.InputTokens = ptr(int64(5000))
+	g.TotalCostUSD = ptr(0.5)
+	g.StatusCode = "ERROR"
+	g.ReceivedAtUnixNano += int64(time.Hour)
+	res := write(t, s, []storage.Span{g})
+	if res.Updated != 1 || res.Inserted != 0 {
+		t.Fatalf("%+v, want 1 updated", res)
+	}
+	var model string
+	var input int64
+	var cost float64
+	b.QueryRow(t, s, "SELECT model, input_tokens, total_cost_usd FROM spans WHERE span_id = '"+g.SpanID+"'", &model, &input, &cost)
+	if model != "anthropic/claude-haiku-4.5" || input != 5000 || cost != 0.5 {
+		t.Fatalf("row = %s %d %v, want the replayed values", model, input, cost)
+	}
+	var gens, errs int64
+	b.QueryRow(t, s, "SELECT CAST(sum(generations) AS BIGINT), CAST(sum(errors) AS BIGINT) FROM usage_daily WHERE model = 'anthropic/claude-haiku-4.5'", &gens, &errs)
+	if gens != 1 || errs != 1 {
+		t.Fatalf("usage_daily for the new model: %d generations %d errors, want 1 and 1", gens, errs)
+	}
+	if u := usageTotals(t, b, s); u.generations != 4 {
+		t.Fatalf("usage_daily counts %d generations, want 4 (a changed replay is not a new generation)", u.generations)
+	}
+	checkRollup(t, b, s)
+
+	// A generation that turns into a non-generation leaves the rollup.
+	g.IsGeneration = false
+	write(t, s, []storage.Span{g})
+	if u := usageTotals(t, b, s); u.generations != 3 {
+		t.Fatalf("usage_daily counts %d generations, want 3", u.generations)
+	}
+	checkRollup(t, b, s)
+}
+
+func testRollupMatchesSpans(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	var all []storage.Span
+	for i := range 60 {
+		g := Generation(fmt.Sprintf("p%d", i%3), i)
+		g.StartTimeUnixNano += int64(i%4) * int64(24*time.Hour) // four days
+		if i%5 == 0 {
+			g.TotalCostUSD, g.CostSource = nil, ptr("unknown")
+		}
+		if i%7 == 0 {
+			g.Model = nil
+		}
+		if i%6 == 0 {
+			g.CustomerID = nil
+		}
+		if i%9 == 0 {
+			g.StatusCode = "ERROR"
+		}
+		all = append(all, g, Child(g.ProjectID, i))
+	}
+	for start := 0; start < len(all); start += 17 {
+		write(t, s, all[start:min(start+17, len(all))])
+	}
+	// Replay everything, half of it changed.
+	for i := range all {
+		if i%4 == 0 && all[i].IsGeneration {
+			all[i].OutputTokens = ptr(int64(7 + i))
+			all[i].TotalCostUSD = ptr(float64(i) / 1000)
+		}
+	}
+	write(t, s, all)
+	checkRollup(t, b, s)
+	var unknown int64
+	b.QueryRow(t, s, "SELECT CAST(sum(unknown_cost_generations) AS BIGINT) FROM usage_daily", &unknown)
+	var wantUnknown int64
+	b.QueryRow(t, s, "SELECT count(*) FROM spans WHERE is_generation AND total_cost_usd IS NULL", &wantUnknown)
+	if unknown != wantUnknown || unknown == 0 {
+		t.Fatalf("unknown_cost_generations = %d, want %d (> 0)", unknown, wantUnknown)
+	}
+}
+
+func testViews(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	mk := func(i int, session, customer *string, gen bool, status string, in, out int64, cost *float64) storage.Span {
+		g := Generation("acme", i)
+		g.SessionID, g.CustomerID, g.IsGeneration, g.StatusCode = session, customer, gen, status
+		g.InputTokens, g.OutputTokens, g.TotalCostUSD = ptr(in), ptr(out), cost
+		return g
+	}
+	spans := []storage.Span{
+		mk(0, ptr("s1"), ptr("alice"), true, "OK", 100, 10, ptr(0.5)),
+		mk(1, ptr("s1"), ptr("alice"), true, "ERROR", 200, 20, nil),
+		mk(2, ptr("s1"), ptr("alice"), false, "OK", 1000, 1000, ptr(9.0)), // not a generation: not counted
+		mk(3, ptr("s2"), ptr("alice"), true, "OK", 300, 30, ptr(0.25)),
+		mk(4, ptr("s3"), ptr("bob"), true, "OK", 400, 40, ptr(1.0)),
+		mk(5, nil, ptr("bob"), true, "OK", 500, 50, ptr(2.0)), // no session: in customers only
+		mk(6, ptr("s4"), nil, true, "OK", 600, 60, ptr(4.0)),  // no customer: in sessions only
+		Child("acme", 0),
+	}
+	write(t, s, spans)
+
+	var customer string
+	var gens, errs, in, out, first, last int64
+	var cost float64
+	b.QueryRow(t, s, `SELECT customer_id, generations, errors, input_tokens, output_tokens, total_cost_usd,
+		first_seen_unix_nano, last_seen_unix_nano FROM sessions WHERE project_id = 'acme' AND session_id = 's1'`,
+		&customer, &gens, &errs, &in, &out, &cost, &first, &last)
+	if customer != "alice" || gens != 2 || errs != 1 || in != 300 || out != 30 || !near(cost, 0.5) ||
+		first != spans[0].StartTimeUnixNano || last != spans[1].EndTimeUnixNano {
+		t.Fatalf("sessions s1 = %s %d %d %d %d %v %d %d", customer, gens, errs, in, out, cost, first, last)
+	}
+	var n int64
+	b.QueryRow(t, s, "SELECT count(*) FROM sessions", &n)
+	if n != 4 {
+		t.Fatalf("sessions has %d rows, want 4 (s1..s4)", n)
+	}
+	var sessions int64
+	b.QueryRow(t, s, `SELECT sessions, generations, input_tokens, output_tokens, total_cost_usd, first_seen_unix_nano, last_seen_unix_nano
+		FROM customers WHERE project_id = 'acme' AND customer_id = 'alice'`, &sessions, &gens, &in, &out, &cost, &first, &last)
+	if sessions != 2 || gens != 3 || in != 600 || out != 60 || !near(cost, 0.75) ||
+		first != spans[0].StartTimeUnixNano || last != spans[3].EndTimeUnixNano {
+		t.Fatalf("customers alice = %d %d %d %d %v %d %d", sessions, gens, in, out, cost, first, last)
+	}
+	b.QueryRow(t, s, `SELECT sessions, generations, total_cost_usd FROM customers WHERE customer_id = 'bob'`, &sessions, &gens, &cost)
+	if sessions != 1 || gens != 2 || !near(cost, 3.0) {
+		t.Fatalf("customers bob = %d sessions %d generations %v cost", sessions, gens, cost)
+	}
+	b.QueryRow(t, s, "SELECT count(*) FROM customers", &n)
+	if n != 2 {
+		t.Fatalf("customers has %d rows, want 2", n)
+	}
+}
+
+func testNullsAndPlainSpans(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	plain := storage.Span{
+		ProjectID: "default", TraceID: strings.Repeat("ab", 16), SpanID: strings.Repeat("cd", 8),
+		Name: "GET /health", Kind: "SERVER", StatusCode: "UNSET",
+		StartTimeUnixNano: 1, EndTimeUnixNano: 2, ReceivedAtUnixNano: 3,
+		Attributes: `{"http.method":"GET"}`, ResourceAttributes: `{}`,
+	}
+	write(t, s, []storage.Span{plain})
+	var nulls, gen int64
+	b.QueryRow(t, s, `SELECT count(*) FILTER (WHERE parent_span_id IS NULL AND status_message IS NULL AND session_id IS NULL
+		AND customer_id IS NULL AND model IS NULL AND input_tokens IS NULL AND total_cost_usd IS NULL AND cost_source IS NULL
+		AND streamed IS NULL AND prompt IS NULL AND completion IS NULL AND source IS NULL),
+		count(*) FILTER (WHERE is_generation) FROM spans`, &nulls, &gen)
+	if nulls != 1 || gen != 0 {
+		t.Fatalf("plain span: %d rows with NULL canonical columns, %d generations; want 1 and 0", nulls, gen)
+	}
+	var usage int64
+	b.QueryRow(t, s, "SELECT count(*) FROM usage_daily", &usage)
+	if usage != 0 {
+		t.Fatalf("a plain span created %d usage_daily rows", usage)
+	}
+	// A replay of the plain span is a no-op too (NULLs compare equal).
+	if res := write(t, s, []storage.Span{plain}); res.Unchanged != 1 {
+		t.Fatalf("replay of a span with NULLs: %+v, want unchanged", res)
+	}
+}
+
+func testRetention(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	now := Base.Add(100 * 24 * time.Hour)
+	var spans []storage.Span
+	ages := []int{1, 5, 15, 15, 40, 40, 40, 60}
+	for i, days := range ages {
+		for _, sp := range []storage.Span{Generation("p", i), Child("p", i)} {
+			sp.ReceivedAtUnixNano = now.Add(-time.Duration(days) * 24 * time.Hour).UnixNano()
+			if !sp.IsGeneration {
+				sp.Prompt = ptr("child prompt")
+			}
+			spans = append(spans, sp)
+		}
+	}
+	write(t, s, spans)
+	usageBefore := usageTotals(t, b, s)
+
+	res, err := s.ApplyRetention(context.Background(), storage.RetentionPolicy{
+		ContentAfter: 10 * 24 * time.Hour, SpansAfter: 30 * 24 * time.Hour, BatchSize: 3, Now: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Older than 30 days: 4 pairs deleted. 10..30 days: 2 pairs cleared.
+	if res.SpansDeleted != 8 {
+		t.Fatalf("deleted %d spans, want 8", res.SpansDeleted)
+	}
+	if res.ContentCleared != 12 {
+		// Content is cleared first, on everything older than 10 days
+		// (including what is then deleted): 6 pairs.
+		t.Fatalf("cleared content of %d spans, want 12", res.ContentCleared)
+	}
+	var rows, withContent, generations int64
+	b.QueryRow(t, s, `SELECT count(*), count(*) FILTER (WHERE prompt IS NOT NULL OR completion IS NOT NULL),
+		count(*) FILTER (WHERE is_generation AND input_tokens IS NOT NULL AND total_cost_usd IS NOT NULL) FROM spans`,
+		&rows, &withContent, &generations)
+	if rows != 8 || withContent != 4 || generations != 4 {
+		t.Fatalf("after retention: %d rows, %d with content, %d generations with tokens and cost; want 8, 4, 4", rows, withContent, generations)
+	}
+	if u := usageTotals(t, b, s); u.generations != usageBefore.generations || !near(u.cost, usageBefore.cost) {
+		t.Fatalf("retention changed usage_daily: %+v, want %+v", u, usageBefore)
+	}
+	// A second pass finds nothing.
+	res, err = s.ApplyRetention(context.Background(), storage.RetentionPolicy{
+		ContentAfter: 10 * 24 * time.Hour, SpansAfter: 30 * 24 * time.Hour, BatchSize: 3, Now: now,
+	})
+	if err != nil || res.SpansDeleted != 0 || res.ContentCleared != 0 {
+		t.Fatalf("second pass: %+v %v, want nothing", res, err)
+	}
+}
+
+func testLargeBatch(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	// Larger than one multi-row statement, to cover chunking.
+	spans := Delivery("big", 1300)
+	res := write(t, s, spans)
+	if res.Inserted != 2600 {
+		t.Fatalf("%+v, want 2600 inserted", res)
+	}
+	res = write(t, s, spans)
+	if res.Unchanged != 2600 {
+		t.Fatalf("replay: %+v, want 2600 unchanged", res)
+	}
+	checkRollup(t, b, s)
+}
