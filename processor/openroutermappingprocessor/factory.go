@@ -1,4 +1,7 @@
-// Package openroutermappingprocessor normalizes GenAI span attributes.
+// Package openroutermappingprocessor normalizes GenAI span attributes of
+// every common dialect (OpenRouter Broadcast first) into the canonical
+// fallom.* attributes, stamps the authenticated project onto the resource,
+// and drops OpenRouter's connection test.
 package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 
 import (
@@ -6,24 +9,26 @@ import (
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 
 	"github.com/fallom/fallom-collector/processor/openroutermappingprocessor/internal/metadata"
 )
 
+// The processor changes span attributes and drops connection-test spans.
+var processorCapabilities = consumer.Capabilities{MutatesData: true}
+
 // NewFactory creates the openroutermapping processor factory.
 func NewFactory() processor.Factory {
-	return processor.NewFactory(metadata.Type, createDefaultConfig,
+	return processor.NewFactory(metadata.Type, func() component.Config { return createDefaultConfig() },
 		processor.WithTraces(createTraces, metadata.TracesStability))
 }
 
-// Config is replaced by the full implementation.
-type Config struct{}
-
-func createDefaultConfig() component.Config { return &Config{} }
-
 func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-	return processorhelper.NewTraces(ctx, set, cfg, next, func(_ context.Context, td ptrace.Traces) (ptrace.Traces, error) { return td, nil })
+	p, err := newMappingProcessor(cfg.(*Config), set.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return processorhelper.NewTraces(ctx, set, cfg, next, p.processTraces,
+		processorhelper.WithCapabilities(processorCapabilities))
 }

@@ -1,0 +1,188 @@
+package pricing
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func perM(v float64) float64 { return v / 1e6 }
+
+func TestBuiltinLookupSpellings(t *testing.T) {
+	p := NewPricer(nil)
+	cases := []struct {
+		model   string
+		in, out float64 // per million
+	}{
+		{"openai/gpt-4o-mini", 0.15, 0.60},
+		{"gpt-4o-mini", 0.15, 0.60},
+		{"gpt-4o-mini-2024-07-18", 0.15, 0.60},
+		{"GPT-4o-Mini-2024-07-18", 0.15, 0.60},
+		{"gpt-4o-2024-08-06", 2.50, 10},
+		{"azure/gpt-4o", 2.50, 10},
+		{"openai/gpt-4.1-nano", 0.10, 0.40},
+		{"o3-mini-2025-01-31", 1.10, 4.40},
+		{"anthropic/claude-3.5-haiku", 0.80, 4},
+		{"anthropic/claude-3.5-haiku:beta", 0.80, 4},
+		{"claude-3-5-haiku-20241022", 0.80, 4},
+		{"claude-3-5-haiku-latest", 0.80, 4},
+		{"us.anthropic.claude-3-5-haiku-20241022-v1:0", 0.80, 4},
+		{"anthropic.claude-3-haiku-20240307-v1:0", 0.25, 1.25},
+		{"claude-sonnet-4-5@20250929", 3, 15},
+		{"claude-sonnet-4-5-20250929", 3, 15},
+		{"anthropic/claude-haiku-4.5", 1, 5},
+		{"claude-haiku-4-5-20251001", 1, 5},
+		{"claude-opus-4-5-20251101", 5, 25},
+		{"claude-opus-4-1-20250805", 15, 75},
+		{"google/gemini-2.5-flash", 0.30, 2.50},
+		{"gemini-2.5-flash-preview-05-20", 0.30, 2.50},
+		{"models/gemini-2.0-flash-001", 0.10, 0.40},
+		{"meta-llama/llama-3.3-70b-instruct", 0.13, 0.40},
+		{"meta.llama3-1-8b-instruct-v1:0", 0.02, 0.05},
+		{"mistral-large-2411", 2, 6},
+		{"mistral-small-latest", 0.10, 0.30},
+		{"deepseek/deepseek-chat-v3-0324", 0.27, 1.10},
+		{"deepseek-reasoner", 0.55, 2.19},
+		{"x-ai/grok-3-mini", 0.30, 0.50},
+		{"grok-4-0709", 3, 15},
+		{"openai/gpt-oss-20b:free", 0, 0},
+	}
+	for _, c := range cases {
+		got, ok := p.Lookup(c.model)
+		if assert.True(t, ok, c.model) {
+			assert.InDelta(t, perM(c.in), got.Input, 1e-15, c.model)
+			assert.InDelta(t, perM(c.out), got.Output, 1e-15, c.model)
+		}
+	}
+}
+
+func TestLookupDoesNotGuessAcrossVersions(t *testing.T) {
+	p := NewPricer(nil)
+	for _, m := range []string{"", "my-finetune", "claude-sonnet-9", "gpt-4o-mini-search-preview", "llama-2", "ft:gpt-4o-mini:acme::abc"} {
+		_, ok := p.Lookup(m)
+		assert.False(t, ok, m)
+	}
+	// "claude-sonnet-4-5" must not be shortened to "claude-sonnet-4": both
+	// exist, the single-digit segment is a version, not a date.
+	s45, _ := p.Lookup("claude-sonnet-4-5")
+	opus41, _ := p.Lookup("claude-opus-4-1")
+	opus4, _ := p.Lookup("claude-opus-4")
+	assert.Equal(t, perM(3), s45.Input)
+	assert.Equal(t, perM(15), opus41.Input)
+	assert.Equal(t, perM(15), opus4.Input)
+	opus45, _ := p.Lookup("claude-opus-4-5")
+	assert.Equal(t, perM(5), opus45.Input)
+}
+
+func TestCostNeverCountsCachedOrReasoningTwice(t *testing.T) {
+	price := Price{Input: 3e-6, Output: 15e-6, CacheRead: 0.3e-6, CacheWrite: 3.75e-6, HasCacheRead: true, HasCacheWrite: true}
+	// 10000 input of which 6000 cache read and 1000 cache write; 500 output
+	// of which 200 reasoning (reasoning is inside output, priced once).
+	in, out := price.Cost(Usage{Input: 10000, Output: 500, CachedInput: 6000, CacheWriteInput: 1000})
+	assert.InDelta(t, 3000*3e-6+6000*0.3e-6+1000*3.75e-6, in, 1e-12)
+	assert.InDelta(t, 500*15e-6, out, 1e-12)
+
+	// No cache prices: cached tokens cost the input price, never zero and
+	// never twice.
+	plain := Price{Input: 1e-6, Output: 2e-6}
+	in, _ = plain.Cost(Usage{Input: 100, CachedInput: 40})
+	assert.InDelta(t, 100*1e-6, in, 1e-15)
+
+	// Inconsistent counts (cached > input) never go negative.
+	in, out = price.Cost(Usage{Input: 10, CachedInput: 50, Output: -3})
+	assert.GreaterOrEqual(t, in, 0.0)
+	assert.Equal(t, 0.0, out)
+}
+
+func TestUserFileOverridesBuiltin(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prices.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+models:
+  openai/gpt-4o-mini:
+    input: 0.000001
+    output: 0.000002
+    cache_read: 0.0000005
+  acme/my-finetune:
+    input: 2e-6
+    output: 4e-6
+    cache_write: 0
+`), 0o600))
+	user, err := LoadFile(path)
+	require.NoError(t, err)
+	p := NewPricer(user)
+
+	got, ok := p.Lookup("gpt-4o-mini-2024-07-18") // dated provider name hits the user's slug entry
+	require.True(t, ok)
+	assert.Equal(t, 1e-6, got.Input)
+	assert.Equal(t, 2e-6, got.Output)
+	assert.True(t, got.HasCacheRead)
+	assert.False(t, got.HasCacheWrite)
+
+	got, ok = p.Lookup("my-finetune")
+	require.True(t, ok)
+	assert.Equal(t, 2e-6, got.Input)
+	assert.True(t, got.HasCacheWrite)
+	assert.Equal(t, 0.0, got.CacheWrite)
+
+	// Models the user did not price still come from the built-in table.
+	got, ok = p.Lookup("openai/gpt-4o")
+	require.True(t, ok)
+	assert.Equal(t, perM(2.5), got.Input)
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := map[string]string{
+		"":           "no models",
+		"models: {}": "no models",
+		"modles: {a: {input: 1e-6, output: 1e-6}}":    "field modles not found",
+		"models: {a: {input: 1e-6}}":                  `model "a": input and output prices are required`,
+		"models: {a: {input: -1e-6, output: 1e-6}}":   "must be a non-negative number",
+		"models: {a: {input: 0.15, output: 0.6}}":     "not per million tokens",
+		"models: {a: {input: abc, output: 1e-6}}":     "not a valid pricing file",
+		"models: {a: {input: 1e-6, output: .nan}}":    "must be a non-negative number",
+		"models: [1, 2]":                              "not a valid pricing file",
+		"models: {a: {input: 1e-6, output: 1e-6, x}}": "not a valid pricing file",
+	}
+	for doc, want := range cases {
+		_, err := Parse([]byte(doc))
+		if assert.Error(t, err, doc) {
+			assert.Contains(t, err.Error(), want, doc)
+		}
+	}
+	_, err := LoadFile(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), "pricing file:"))
+}
+
+func TestBuiltinTableIsSane(t *testing.T) {
+	b := Builtin()
+	assert.Greater(t, b.Len(), 60)
+	for _, r := range builtinRows {
+		p, ok := b.Lookup(r.slug)
+		require.True(t, ok, r.slug)
+		require.NoError(t, validPrice(p), r.slug)
+		assert.False(t, math.IsNaN(p.Input))
+		if p.HasCacheRead {
+			assert.Less(t, p.CacheRead, p.Input, "cache reads are discounted: %s", r.slug)
+		}
+		for _, a := range r.aliases {
+			ap, ok := b.Lookup(a)
+			require.True(t, ok, a)
+			assert.Equal(t, p, ap, a)
+		}
+	}
+}
+
+func TestPricerMemoIsBounded(t *testing.T) {
+	p := NewPricer(nil)
+	for i := 0; i < maxMemo+100; i++ {
+		p.Lookup("junk-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + string(rune(i)))
+	}
+	assert.LessOrEqual(t, len(p.memo), maxMemo)
+}

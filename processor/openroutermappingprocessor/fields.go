@@ -1,0 +1,488 @@
+package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
+
+import "strings"
+
+// This file is the mapping, as data. Each canonical field has one list of
+// source keys in precedence order (the first present and readable key wins):
+// the field's own fallom.* key (so a span processed twice maps the same),
+// then vendor-native keys, current semconv, deprecated semconv, and the other
+// dialects. Adding a dialect is adding rows here.
+
+// field is a slot the span mapper fills while reading attributes once.
+type field uint8
+
+const (
+	fSession field = iota
+	fCustomer
+	fModel
+	fRequestedModel
+	fProvider
+	fOperation
+	fInputTokens
+	fOutputTokens
+	fTotalTokens
+	fCachedTokens
+	fCacheWriteTokens
+	fCacheWrite5m // OpenRouter splits cache writes by TTL; summed when the total is absent
+	fCacheWrite1h
+	fReasoningTokens
+	fInputCost
+	fOutputCost
+	fTotalCost
+	fCostSource // an incoming fallom.cost_source (re-processing keeps "computed")
+	fFinishReason
+	fTTFTms
+	fStreamed
+	fIsGeneration // a verdict from the is_generation rules below
+	fUsageJSON    // Langfuse usage_details
+	fCostJSON     // Langfuse cost_details
+	fSource       // an incoming fallom.source
+	nFields
+)
+
+// reader says how a raw attribute value becomes a field value. Readers accept
+// the wrong types seen in the wild (see read.go).
+type reader uint8
+
+const (
+	rString reader = iota
+	rInt
+	rDouble
+	rSecondsToMs // a duration in seconds stored as milliseconds
+	rBool
+	rFinishReason // a string, a JSON array in a string, or an array
+	rVerdict      // a value matched against a verdict table (is_generation)
+	rJSON         // a JSON object kept as text for a later, rare parse
+)
+
+type source struct {
+	key     string
+	verdict verdicts // only for rVerdict
+}
+
+type fieldSpec struct {
+	field  field
+	reader reader
+	keys   []source
+}
+
+func keys(ks ...string) []source {
+	out := make([]source, len(ks))
+	for i, k := range ks {
+		out[i] = source{key: k}
+	}
+	return out
+}
+
+// fieldSpecs: one row per canonical field, keys in precedence order (a field
+// whose keys need different readers spans consecutive rows).
+var fieldSpecs = []fieldSpec{
+	{fSession, rString, keys(
+		"fallom.session_id",      // Fallom SDK
+		"session.id",             // OpenRouter (request session_id), OpenInference
+		"gen_ai.conversation.id", // semconv v1.34+, Logfire/pydantic-ai
+		"traceloop.association.properties.session_id", // OpenLLMetry
+		"ai.telemetry.metadata.sessionId",             // Vercel AI SDK
+		"langfuse.session.id",                         // Langfuse
+		"session_id",
+	)},
+	{fCustomer, rString, keys(
+		"fallom.customer_id",
+		"user.id", // OpenRouter (request user), OpenInference
+		"traceloop.association.properties.user_id",
+		"ai.telemetry.metadata.userId",
+		"langfuse.user.id",
+		"metadata.user_api_key_end_user_id", // LiteLLM proxy
+		"enduser.id",                        // older OTel general semconv
+	)},
+	// The model that served the call; falls back to the request model (rows
+	// after the response keys).
+	{fModel, rString, keys(
+		"fallom.model",
+		"gen_ai.response.model",
+		"ai.response.model",
+		"llm.model_name",                  // OpenInference
+		"langfuse.observation.model.name", // Langfuse
+		"gen_ai.request.model",
+		"ai.model.id",
+	)},
+	{fRequestedModel, rString, keys(
+		"fallom.requested_model",
+		"gen_ai.request.model",
+		"ai.model.id",
+	)},
+	{fProvider, rString, keys(
+		"fallom.provider",
+		"trace.metadata.openrouter.provider_name", // OpenRouter: the serving provider
+		"gen_ai.provider.name",                    // semconv v1.37 (OpenRouter: the model author)
+		"gen_ai.system",                           // deprecated semconv
+		"llm.provider",                            // OpenInference
+		"llm.system",
+		"ai.model.provider", // Vercel AI SDK
+	)},
+	{fOperation, rString, keys(
+		"fallom.operation",
+		"gen_ai.operation.name",
+		"llm.request.type", // OpenLLMetry
+		"ai.operationId",   // Vercel AI SDK
+	)},
+	{fInputTokens, rInt, keys(
+		"fallom.input_tokens",
+		"gen_ai.usage.input_tokens",  // OpenRouter, semconv v1.28+
+		"gen_ai.usage.prompt_tokens", // deprecated semconv, OpenLLMetry, LiteLLM
+		"llm.token_count.prompt",     // OpenInference
+		"ai.usage.inputTokens",       // Vercel v5+
+		"ai.usage.promptTokens",      // Vercel v3-v4
+		"llm.usage.prompt_tokens",
+		"trace.metadata.openrouter_generation.tokens_prompt",
+	)},
+	{fOutputTokens, rInt, keys(
+		"fallom.output_tokens",
+		"gen_ai.usage.output_tokens",
+		"gen_ai.usage.completion_tokens",
+		"llm.token_count.completion",
+		"ai.usage.outputTokens",
+		"ai.usage.completionTokens",
+		"llm.usage.completion_tokens",
+		"trace.metadata.openrouter_generation.tokens_completion",
+	)},
+	{fTotalTokens, rInt, keys(
+		"fallom.total_tokens",
+		"gen_ai.usage.total_tokens",
+		"llm.usage.total_tokens", // OpenLLMetry
+		"llm.token_count.total",  // OpenInference
+		"ai.usage.totalTokens",   // Vercel v5+
+	)},
+	{fCachedTokens, rInt, keys(
+		"fallom.cached_input_tokens",
+		"gen_ai.usage.input_tokens.cached",          // OpenRouter
+		"gen_ai.usage.cache_read.input_tokens",      // semconv v1.40
+		"gen_ai.usage.cache_read_input_tokens",      // older semconv, OpenLLMetry
+		"llm.token_count.prompt_details.cache_read", // OpenInference
+		"ai.usage.cachedInputTokens",                // Vercel v5+
+		"ai.usage.inputTokenDetails.cacheReadTokens",
+	)},
+	{fCacheWriteTokens, rInt, keys(
+		"fallom.cache_write_input_tokens",
+		"gen_ai.usage.input_tokens.cache_write",      // OpenRouter
+		"gen_ai.usage.cache_creation.input_tokens",   // semconv v1.40
+		"gen_ai.usage.cache_creation_input_tokens",   // older semconv, OpenLLMetry
+		"llm.token_count.prompt_details.cache_write", // OpenInference
+		"ai.usage.inputTokenDetails.cacheWriteTokens",
+	)},
+	{fCacheWrite5m, rInt, keys("gen_ai.usage.input_tokens.cache_write_5m")},
+	{fCacheWrite1h, rInt, keys("gen_ai.usage.input_tokens.cache_write_1h")},
+	{fReasoningTokens, rInt, keys(
+		"fallom.reasoning_tokens",
+		"gen_ai.usage.output_tokens.reasoning",         // OpenRouter
+		"gen_ai.usage.reasoning.output_tokens",         // semconv v1.41
+		"gen_ai.usage.reasoning_tokens",                // older
+		"llm.token_count.completion_details.reasoning", // OpenInference
+		"ai.usage.reasoningTokens",                     // Vercel v5+
+		"ai.usage.outputTokenDetails.reasoningTokens",
+	)},
+	{fInputCost, rDouble, keys(
+		"fallom.input_cost_usd",
+		"gen_ai.usage.input_cost", // OpenRouter
+		"gen_ai.cost.input_cost",  // LiteLLM
+		"llm.cost.prompt",         // OpenInference
+	)},
+	{fOutputCost, rDouble, keys(
+		"fallom.output_cost_usd",
+		"gen_ai.usage.output_cost",
+		"gen_ai.cost.output_cost",
+		"llm.cost.completion",
+	)},
+	{fTotalCost, rDouble, keys(
+		"fallom.total_cost_usd",
+		"gen_ai.usage.total_cost",                    // OpenRouter: what it charged
+		"trace.metadata.openrouter_generation.usage", // OpenRouter "additional generation metadata"
+		"gen_ai.cost.total_cost",                     // LiteLLM
+		"llm.cost.total",                             // OpenInference
+		"operation.cost",                             // Logfire / pydantic-ai
+		"gen_ai.usage.cost",
+	)},
+	{fCostSource, rString, keys("fallom.cost_source")},
+	{fFinishReason, rFinishReason, keys(
+		"fallom.finish_reason",
+		"gen_ai.response.finish_reason",  // OpenRouter: normalized (stop, tool_calls, length)
+		"gen_ai.response.finish_reasons", // semconv: array (OpenRouter: a JSON array in a string)
+		"ai.response.finishReason",       // Vercel AI SDK
+		"llm.response.finish_reason",
+		"trace.metadata.openrouter.finish_reason", // OpenRouter: the provider's native reason
+	)},
+	{fTTFTms, rDouble, keys(
+		"fallom.time_to_first_token_ms",
+		"trace.metadata.openrouter.first_token_ms", // OpenRouter, ms
+	)},
+	{fTTFTms, rSecondsToMs, keys("gen_ai.response.time_to_first_chunk")}, // semconv, seconds
+	{fTTFTms, rDouble, keys(
+		"ai.response.msToFirstChunk", // Vercel AI SDK, ms
+		"ai.stream.msToFirstChunk",   // Vercel AI SDK (older), ms
+		"time_to_first_token_ms",     // Fallom SDK native
+	)},
+	{fStreamed, rBool, keys(
+		"fallom.streamed",
+		"gen_ai.request.stream",                         // semconv
+		"trace.metadata.openrouter_generation.streamed", // OpenRouter
+		"gen_ai.is_streaming",                           // older
+		"llm.is_streaming",                              // OpenLLMetry, LiteLLM ("True"/"False")
+		"is_streaming",                                  // Fallom SDK native
+	)},
+	{fIsGeneration, rVerdict, []source{
+		{key: "fallom.is_generation", verdict: boolVerdicts},
+		// OpenRouter: the root has span.type=generation, its children
+		// ("generation", "provider attempt N: ...") have span.type=span.
+		{key: "span.type", verdict: verdicts{match: map[string]bool{"generation": true}, other: vFalse}},
+		{key: "langfuse.observation.type", verdict: verdicts{match: map[string]bool{"generation": true, "embedding": true}, other: vFalse}},
+		{key: "openinference.span.kind", verdict: verdicts{match: map[string]bool{"llm": true, "embedding": true}, other: vFalse}},
+		// Vercel AI SDK v3-v6: only the inner doGenerate/doStream/doEmbed
+		// spans are model calls; the outer ai.generateText etc. aggregate.
+		{key: "ai.operationId", verdict: verdicts{match: map[string]bool{
+			"ai.generatetext.dogenerate": true, "ai.streamtext.dostream": true,
+			"ai.generateobject.dogenerate": true, "ai.streamobject.dostream": true,
+			"ai.embed.doembed": true, "ai.embedmany.doembed": true,
+		}, other: vFalse}},
+		// Semconv operations (Vercel v7 invoke_agent aggregates are not calls).
+		{key: "gen_ai.operation.name", verdict: verdicts{match: map[string]bool{
+			"chat": true, "text_completion": true, "generate_content": true, "embeddings": true, "completion": true,
+			"execute_tool": false, "invoke_agent": false, "create_agent": false, "invoke_workflow": false,
+		}, other: vNone}},
+		{key: "llm.request.type", verdict: verdicts{match: map[string]bool{
+			"chat": true, "completion": true, "embedding": true, "rerank": false,
+		}, other: vNone}},
+		// OpenLLMetry marks its own workflow/task/agent/tool spans.
+		{key: "traceloop.span.kind", verdict: verdicts{match: map[string]bool{}, other: vFalse}},
+	}},
+	{fUsageJSON, rJSON, keys("langfuse.observation.usage_details")},
+	{fCostJSON, rJSON, keys("langfuse.observation.cost_details")},
+	{fSource, rString, keys("fallom.source")},
+}
+
+// verdict outcomes for values not in a verdict table.
+const (
+	vNone  uint8 = iota // no verdict: a lower rule decides
+	vFalse              // any other value: not a generation
+)
+
+type verdicts struct {
+	match map[string]bool // lower-cased value -> is a generation
+	other uint8
+}
+
+var boolVerdicts = verdicts{match: map[string]bool{"true": true, "1": true, "false": false, "0": false}, other: vNone}
+
+// content sources. Prompt and completion are each taken from the best
+// source present; every content key present is consumed (removed unless
+// keep_original_content), so stored content is never duplicated.
+type contentKind uint8
+
+const (
+	ckNone              contentKind = iota
+	ckNormalized                    // fallom.prompt / fallom.completion: already normalized
+	ckOpenRouter                    // {"messages":[...]} / {"completion":..., "toolCalls":...}
+	ckMessages                      // a JSON array of messages in any dialect's shape (semconv parts, OpenAI, Vercel)
+	ckAny                           // JSON of unknown shape or plain text (Langfuse, OpenInference input.value)
+	ckText                          // plain text (Vercel ai.response.text)
+	ckFlatOpenInference             // llm.input_messages.N.* / llm.output_messages.N.*
+	ckFlatTraceloop                 // gen_ai.prompt.N.* / gen_ai.completion.N.*
+)
+
+// contentRole: where a content key goes.
+type contentRole uint8
+
+const (
+	toPrompt contentRole = iota + 1
+	toCompletion
+	toSystemInstructions // semconv gen_ai.system_instructions, prepended to the prompt
+	toToolCalls          // Vercel ai.response.toolCalls, merged into the completion
+	toReasoning          // Vercel ai.response.reasoning(Text), merged into the completion
+	toOther              // content that has no field of its own (Vercel ai.prompt.tools...): only removed by drop_content
+)
+
+type contentSpec struct {
+	key  string
+	role contentRole
+	kind contentKind
+}
+
+// contentSpecs in precedence order per role.
+var contentSpecs = []contentSpec{
+	{"fallom.prompt", toPrompt, ckNormalized},
+	{"gen_ai.input.messages", toPrompt, ckMessages}, // semconv current
+	{"gen_ai.prompt", toPrompt, ckOpenRouter},       // OpenRouter; older semconv (a string)
+	{"llm.input_messages.", toPrompt, ckFlatOpenInference},
+	{"gen_ai.prompt.", toPrompt, ckFlatTraceloop},
+	{"ai.prompt.messages", toPrompt, ckMessages}, // Vercel AI SDK
+	{"langfuse.observation.input", toPrompt, ckAny},
+	{"input.value", toPrompt, ckAny}, // OpenInference
+	{"span.input", toPrompt, ckOpenRouter},
+	{"trace.input", toPrompt, ckOpenRouter},
+	{"ai.prompt", toPrompt, ckAny}, // Vercel AI SDK outer span: {"system","prompt","messages"}
+
+	{"fallom.completion", toCompletion, ckNormalized},
+	{"gen_ai.output.messages", toCompletion, ckMessages},
+	{"gen_ai.completion", toCompletion, ckOpenRouter},
+	{"llm.output_messages.", toCompletion, ckFlatOpenInference},
+	{"gen_ai.completion.", toCompletion, ckFlatTraceloop},
+	{"ai.response.text", toCompletion, ckText},
+	{"ai.response.object", toCompletion, ckText},
+	{"langfuse.observation.output", toCompletion, ckAny},
+	{"output.value", toCompletion, ckAny},
+	{"span.output", toCompletion, ckOpenRouter},
+	{"trace.output", toCompletion, ckOpenRouter},
+
+	{"gen_ai.system_instructions", toSystemInstructions, ckMessages},
+	{"ai.response.toolCalls", toToolCalls, ckMessages},
+	{"ai.response.reasoning", toReasoning, ckText},
+	{"ai.response.reasoningText", toReasoning, ckText},
+	{"ai.prompt.tools", toOther, ckNone},
+	{"ai.prompt.toolChoice", toOther, ckNone},
+	{"langfuse.observation.metadata.input", toOther, ckNone},
+}
+
+// dialect is the `source` column: which instrumentation produced a span.
+type dialect uint8
+
+// Higher wins when a span carries keys of several dialects: the most
+// specific emitter is the one that produced the span.
+const (
+	dNone dialect = iota
+	dOtelGenAI
+	dTraceloop
+	dOpenInference
+	dVercelAI
+	dLangfuse
+	dFallom
+	dOpenRouter
+)
+
+var dialectNames = [...]string{
+	dNone: "", dOtelGenAI: "otel_genai", dTraceloop: "traceloop", dOpenInference: "openinference",
+	dVercelAI: "vercel_ai", dLangfuse: "langfuse", dFallom: "fallom", dOpenRouter: "openrouter",
+}
+
+// dialectRules: exact keys and key prefixes (ending in ".") that identify a
+// dialect. LiteLLM and Logfire/pydantic-ai emit semconv keys: otel_genai.
+var dialectRules = []struct {
+	key string
+	d   dialect
+}{
+	{"trace.metadata.openrouter.", dOpenRouter},
+	{"trace.metadata.openrouter_generation.", dOpenRouter},
+	{"span.type", dOpenRouter},
+	{"gen_ai.usage.input_tokens.cached", dOpenRouter},
+	{"gen_ai.usage.total_cost", dOpenRouter},
+	{"fallom.session_id", dFallom},
+	{"fallom.customer_id", dFallom},
+	{"fallom.config_key", dFallom},
+	{"fallom.prompt_key", dFallom},
+	{"langfuse.", dLangfuse},
+	{"ai.", dVercelAI},
+	{"openinference.", dOpenInference},
+	{"llm.model_name", dOpenInference},
+	{"llm.token_count.", dOpenInference},
+	{"llm.input_messages.", dOpenInference},
+	{"llm.output_messages.", dOpenInference},
+	{"llm.cost.", dOpenInference},
+	{"llm.provider", dOpenInference},
+	{"llm.system", dOpenInference},
+	{"llm.invocation_parameters", dOpenInference},
+	{"input.value", dOpenInference},
+	{"output.value", dOpenInference},
+	{"traceloop.", dTraceloop},
+	{"llm.request.type", dTraceloop},
+	{"llm.usage.", dTraceloop},
+	{"llm.is_streaming", dTraceloop},
+	{"gen_ai.prompt.", dTraceloop},
+	{"gen_ai.completion.", dTraceloop},
+	{"gen_ai.", dOtelGenAI},
+}
+
+// target is one field a key feeds, at a rank (0 = highest precedence).
+type target struct {
+	field   field
+	reader  reader
+	rank    uint8
+	verdict *verdicts
+}
+
+// keyRule is everything known about one attribute key, built once from the
+// tables above so the per-span pass does a single map lookup per attribute.
+type keyRule struct {
+	targets []target
+	content *contentSpec
+	rank    uint8 // content precedence within its role
+	dialect dialect
+}
+
+var (
+	exactRules  map[string]*keyRule
+	prefixRules []prefixRule // keys matched by prefix: flattened messages and dialect prefixes
+)
+
+type prefixRule struct {
+	prefix  string
+	content *contentSpec
+	rank    uint8
+	dialect dialect
+}
+
+func init() {
+	exactRules = map[string]*keyRule{}
+	get := func(k string) *keyRule {
+		r := exactRules[k]
+		if r == nil {
+			r = &keyRule{}
+			exactRules[k] = r
+		}
+		return r
+	}
+	next := map[field]uint8{} // rows of one field continue its ranks
+	for _, fs := range fieldSpecs {
+		for _, s := range fs.keys {
+			rank := next[fs.field]
+			next[fs.field]++
+			t := target{field: fs.field, reader: fs.reader, rank: rank}
+			if fs.reader == rVerdict {
+				v := s.verdict
+				t.verdict = &v
+			}
+			r := get(s.key)
+			r.targets = append(r.targets, t)
+		}
+	}
+	ranks := map[contentRole]uint8{}
+	for i := range contentSpecs {
+		cs := &contentSpecs[i]
+		rank := ranks[cs.role]
+		ranks[cs.role]++
+		if strings.HasSuffix(cs.key, ".") {
+			prefixRules = append(prefixRules, prefixRule{prefix: cs.key, content: cs, rank: rank, dialect: dialectOfKey(cs.key)})
+			continue
+		}
+		r := get(cs.key)
+		r.content, r.rank = cs, rank
+	}
+	for k, r := range exactRules {
+		r.dialect = dialectOfKey(k)
+	}
+	for _, dr := range dialectRules {
+		if strings.HasSuffix(dr.key, ".") {
+			prefixRules = append(prefixRules, prefixRule{prefix: dr.key, dialect: dr.d})
+		}
+	}
+}
+
+// dialectOfKey applies dialectRules to one key (used to precompute rules, and
+// for unmapped keys through prefixRules).
+func dialectOfKey(k string) dialect {
+	best := dNone
+	for _, dr := range dialectRules {
+		match := k == dr.key || (strings.HasSuffix(dr.key, ".") && strings.HasPrefix(k, dr.key))
+		if match && dr.d > best {
+			best = dr.d
+		}
+	}
+	return best
+}

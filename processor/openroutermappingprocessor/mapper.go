@@ -1,0 +1,602 @@
+package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/fallom/fallom-collector/internal/fallomattr"
+	"github.com/fallom/fallom-collector/internal/pricing"
+)
+
+// slot holds the best value seen so far for one field.
+type slot struct {
+	rank uint8 // precedence rank + 1; 0 = empty
+	s    string
+	i    int64
+	f    float64
+	b    bool
+}
+
+// contentCand is the best content source seen so far for one role.
+type contentCand struct {
+	rank uint8 // rank + 1; 0 = none
+	kind contentKind
+	v    pcommon.Value
+}
+
+// spanState is the scratch space of one span, reused across spans (pooled
+// per batch) so the per-span pass allocates nothing for spans without
+// content.
+type spanState struct {
+	slots      [nFields]slot
+	dialect    dialect
+	prompt     contentCand
+	completion contentCand
+	sysInstr   contentCand
+	toolCalls  contentCand
+	reasoning  contentCand
+	hasContent bool
+	hasFallom  bool // the span already carries fallom.* keys (re-processing)
+	flat       []flatEntry
+	remove     []int // positions of consumed content attributes
+	truncated  []string
+	hints      hints
+}
+
+func (st *spanState) reset() {
+	flat, remove, truncated := st.flat[:0], st.remove[:0], st.truncated[:0]
+	for i := range st.flat {
+		st.flat[i] = flatEntry{} // drop references to the previous batch
+	}
+	*st = spanState{flat: flat, remove: remove, truncated: truncated}
+}
+
+// prefixIndex buckets the prefix rules by the first byte of the key, so an
+// unmapped key costs one or two prefix checks at most.
+var prefixIndex [256][]prefixRule
+
+func init() {
+	for _, pr := range prefixRules {
+		prefixIndex[pr.prefix[0]] = append(prefixIndex[pr.prefix[0]], pr)
+	}
+}
+
+// read is the one pass over a span's attributes: every attribute is looked
+// at once, dispatched through exactRules (one map lookup) or, for keys not
+// in it, the few prefix rules sharing its first byte.
+func (st *spanState) read(attrs pcommon.Map) {
+	idx := 0
+	for k, v := range attrs.All() {
+		if r, ok := exactRules[k]; ok {
+			st.apply(r, v, idx)
+			if k[0] == 'f' && strings.HasPrefix(k, fallomattr.Prefix) {
+				st.hasFallom = true
+			}
+		} else if k != "" {
+			st.applyPrefix(k, v, idx)
+		}
+		idx++
+	}
+}
+
+func (st *spanState) apply(r *keyRule, v pcommon.Value, idx int) {
+	for i := range r.targets {
+		t := &r.targets[i]
+		sl := &st.slots[t.field]
+		if sl.rank != 0 && sl.rank <= t.rank+1 {
+			continue
+		}
+		if readInto(sl, t, v) {
+			sl.rank = t.rank + 1
+		}
+	}
+	if r.dialect > st.dialect {
+		st.dialect = r.dialect
+	}
+	if r.content != nil {
+		st.hasContent = true
+		st.remove = append(st.remove, idx)
+		st.offer(r.content.role, r.content.kind, r.rank, v)
+	}
+}
+
+func readInto(sl *slot, t *target, v pcommon.Value) bool {
+	var ok bool
+	switch t.reader {
+	case rString:
+		sl.s, ok = readString(v)
+	case rInt:
+		sl.i, ok = readInt(v)
+	case rDouble:
+		sl.f, ok = readDouble(v)
+	case rSecondsToMs:
+		sl.f, ok = readDouble(v)
+		sl.f *= 1000
+	case rBool:
+		sl.b, ok = readBool(v)
+	case rFinishReason:
+		sl.s, ok = readFinishReason(v)
+	case rVerdict:
+		switch readVerdict(v, t.verdict) {
+		case 1:
+			sl.b, ok = true, true
+		case 0:
+			sl.b, ok = false, true
+		}
+	case rJSON:
+		sl.s = valueText(v)
+		ok = sl.s != ""
+	}
+	return ok
+}
+
+func (st *spanState) offer(role contentRole, kind contentKind, rank uint8, v pcommon.Value) {
+	var c *contentCand
+	switch role {
+	case toPrompt:
+		c = &st.prompt
+	case toCompletion:
+		c = &st.completion
+	case toSystemInstructions:
+		c = &st.sysInstr
+	case toToolCalls:
+		c = &st.toolCalls
+	case toReasoning:
+		c = &st.reasoning
+	default:
+		return
+	}
+	if c.rank == 0 || rank+1 < c.rank {
+		*c = contentCand{rank: rank + 1, kind: kind, v: v}
+	}
+}
+
+func (st *spanState) applyPrefix(k string, v pcommon.Value, idx int) {
+	for i := range prefixIndex[k[0]] {
+		pr := &prefixIndex[k[0]][i]
+		if !strings.HasPrefix(k, pr.prefix) {
+			continue
+		}
+		if pr.dialect > st.dialect {
+			st.dialect = pr.dialect
+		}
+		if pr.content == nil {
+			continue
+		}
+		rest := k[len(pr.prefix):]
+		if rest == "" || rest[0] < '0' || rest[0] > '9' {
+			continue
+		}
+		n, path, ok := parseFlatKey(rest)
+		if !ok {
+			continue
+		}
+		if path == "finish_reason" {
+			// Not content: a last-resort finish reason.
+			sl := &st.slots[fFinishReason]
+			if sl.rank == 0 || sl.rank > lowestRank {
+				if s, ok := readFinishReason(v); ok {
+					sl.s, sl.rank = s, lowestRank
+				}
+			}
+			continue
+		}
+		st.hasContent = true
+		st.remove = append(st.remove, idx)
+		st.flat = append(st.flat, flatEntry{role: pr.content.role, kind: pr.content.kind, idx: n, path: path, value: v})
+		st.offer(pr.content.role, pr.content.kind, pr.rank, v)
+	}
+}
+
+const lowestRank = 250
+
+// mapped is the result of mapping one span: the canonical fields, resolved.
+type mapped struct {
+	isGeneration                       bool
+	tokens                             [6]int64 // input, output, total, cached, cache write, reasoning
+	hasTokens                          [6]bool
+	inCost, outCost, totalCost         float64
+	hasIn, hasOut, hasTotal            bool
+	costSource                         string
+	ttft                               float64
+	hasTTFT                            bool
+	streamed, hasStreamed              bool
+	prompt, completion                 string
+	hasPrompt, hasCompletion           bool
+	session, customer, model, reqModel string
+	provider, operation, finish        string
+	source                             string
+}
+
+const (
+	tIn = iota
+	tOut
+	tTotal
+	tCached
+	tCacheWrite
+	tReasoning
+)
+
+// mapSpan maps one span's attributes: read once, resolve, normalize content,
+// remove consumed content, write the canonical fields.
+func (p *mappingProcessor) mapSpan(st *spanState, span ptrace.Span, scopeDialect dialect, now time.Time) {
+	attrs := span.Attributes()
+	st.reset()
+	st.read(attrs)
+	if scopeDialect > st.dialect {
+		st.dialect = scopeDialect
+	}
+
+	var m mapped
+	p.resolve(st, &m)
+
+	// Content is read while the attribute values are still in place; the
+	// removals and writes below move them.
+	if st.hasContent && !p.cfg.DropContent {
+		p.resolveContent(st, &m)
+	}
+	if len(st.remove) > 0 && (p.cfg.DropContent || !p.cfg.KeepOriginalContent) {
+		removeAt(attrs, st.remove)
+	}
+	if p.cfg.DropContent {
+		dropEventContent(span.Events())
+	}
+
+	p.write(attrs, st, &m)
+	if reason := suspectTimestamps(span.StartTimestamp(), span.EndTimestamp(), now); reason != "" {
+		attrs.PutStr(fallomattr.FlagTimestampSuspect, reason)
+	}
+}
+
+func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
+	s := &st.slots
+	str := func(f field) string {
+		if s[f].rank != 0 {
+			return s[f].s
+		}
+		return ""
+	}
+	m.session = p.limitID(st, str(fSession), "session_id")
+	m.customer = p.limitID(st, str(fCustomer), "customer_id")
+	m.reqModel = p.limitStr(st, str(fRequestedModel), "requested_model")
+	m.model = p.limitStr(st, str(fModel), "model")
+	m.provider = p.limitStr(st, str(fProvider), "provider")
+	m.operation = p.limitStr(st, str(fOperation), "operation")
+	m.finish = p.limitStr(st, str(fFinishReason), "finish_reason")
+
+	for i, f := range [6]field{fInputTokens, fOutputTokens, fTotalTokens, fCachedTokens, fCacheWriteTokens, fReasoningTokens} {
+		if s[f].rank != 0 {
+			m.tokens[i], m.hasTokens[i] = s[f].i, true
+		}
+	}
+	if !m.hasTokens[tCacheWrite] && (s[fCacheWrite5m].rank != 0 || s[fCacheWrite1h].rank != 0) {
+		m.tokens[tCacheWrite], m.hasTokens[tCacheWrite] = s[fCacheWrite5m].i+s[fCacheWrite1h].i, true
+	}
+	if s[fUsageJSON].rank != 0 {
+		langfuseUsage(s[fUsageJSON].s, m)
+	}
+	if !m.hasTokens[tTotal] && m.hasTokens[tIn] && m.hasTokens[tOut] {
+		m.tokens[tTotal], m.hasTokens[tTotal] = m.tokens[tIn]+m.tokens[tOut], true
+	}
+
+	if s[fInputCost].rank != 0 {
+		m.inCost, m.hasIn = s[fInputCost].f, true
+	}
+	if s[fOutputCost].rank != 0 {
+		m.outCost, m.hasOut = s[fOutputCost].f, true
+	}
+	if s[fTotalCost].rank != 0 {
+		m.totalCost, m.hasTotal = s[fTotalCost].f, true
+	}
+	if s[fCostJSON].rank != 0 {
+		langfuseCost(s[fCostJSON].s, m)
+	}
+	if !m.hasTotal && m.hasIn && m.hasOut {
+		m.totalCost, m.hasTotal = m.inCost+m.outCost, true
+	}
+
+	if s[fTTFTms].rank != 0 {
+		m.ttft, m.hasTTFT = s[fTTFTms].f, true
+	}
+	if s[fStreamed].rank != 0 {
+		m.streamed, m.hasStreamed = s[fStreamed].b, true
+	}
+
+	if s[fIsGeneration].rank != 0 {
+		m.isGeneration = s[fIsGeneration].b
+	} else {
+		// No dialect marker: a span with a model and usage or cost is one
+		// model call.
+		anyUsage := m.hasTokens[tIn] || m.hasTokens[tOut] || m.hasTotal
+		m.isGeneration = (m.model != "" || m.reqModel != "") && anyUsage
+	}
+	if m.model == "" {
+		m.model = m.reqModel
+	}
+
+	reported := m.hasIn || m.hasOut || m.hasTotal
+	switch {
+	case reported:
+		m.costSource = fallomattr.CostReported
+		// A span this processor already mapped keeps its computed origin.
+		if s[fTotalCost].rank == 1 && s[fCostSource].rank != 0 && s[fCostSource].s == fallomattr.CostComputed {
+			m.costSource = fallomattr.CostComputed
+		}
+	case m.isGeneration:
+		m.costSource = fallomattr.CostUnknown
+		p.computeCost(m)
+	}
+
+	if s[fSource].rank != 0 {
+		m.source = s[fSource].s
+	} else {
+		m.source = dialectNames[st.dialect]
+	}
+}
+
+// computeCost prices a generation that reported no cost: only when tokens and
+// a price are known; otherwise the cost stays NULL (never 0).
+func (p *mappingProcessor) computeCost(m *mapped) {
+	if !m.hasTokens[tIn] && !m.hasTokens[tOut] {
+		return
+	}
+	price, ok := p.pricer.Lookup(m.model)
+	if !ok && m.reqModel != "" && m.reqModel != m.model {
+		price, ok = p.pricer.Lookup(m.reqModel)
+	}
+	if !ok {
+		return
+	}
+	in, out := price.Cost(pricing.Usage{
+		Input: m.tokens[tIn], Output: m.tokens[tOut],
+		CachedInput: m.tokens[tCached], CacheWriteInput: m.tokens[tCacheWrite],
+	})
+	m.costSource = fallomattr.CostComputed
+	m.totalCost, m.hasTotal = in+out, true
+	if m.hasTokens[tIn] {
+		m.inCost, m.hasIn = in, true
+	}
+	if m.hasTokens[tOut] {
+		m.outCost, m.hasOut = out, true
+	}
+}
+
+func (p *mappingProcessor) resolveContent(st *spanState, m *mapped) {
+	if st.prompt.rank != 0 {
+		m.prompt = p.contentOf(st, st.prompt, toPrompt, rolePrompt)
+		if st.sysInstr.rank != 0 && st.prompt.kind != ckNormalized && st.prompt.kind != ckOpenRouter {
+			if sys, ok := systemMessage(st.sysInstr.v); ok {
+				m.prompt = prependMessage(sys, m.prompt)
+			}
+		}
+		m.hasPrompt = true
+	} else if st.sysInstr.rank != 0 {
+		if sys, ok := systemMessage(st.sysInstr.v); ok {
+			m.prompt, m.hasPrompt = marshalMsgs([]normMsg{sys}), true
+		}
+	}
+	switch {
+	case st.completion.rank != 0 && st.completion.kind == ckText && (st.toolCalls.rank != 0 || st.reasoning.rank != 0):
+		m.completion = vercelCompletion(&st.completion.v, candPtr(st.toolCalls), candPtr(st.reasoning))
+		m.hasCompletion = true
+	case st.completion.rank != 0:
+		m.completion = p.contentOf(st, st.completion, toCompletion, roleCompletion)
+		m.hasCompletion = true
+	case st.toolCalls.rank != 0 || st.reasoning.rank != 0:
+		m.completion = vercelCompletion(nil, candPtr(st.toolCalls), candPtr(st.reasoning))
+		m.hasCompletion = true
+	}
+	if st.hints.hasStreamed && !m.hasStreamed {
+		m.streamed, m.hasStreamed = st.hints.streamed, true
+	}
+}
+
+func candPtr(c contentCand) *pcommon.Value {
+	if c.rank == 0 {
+		return nil
+	}
+	v := c.v
+	return &v
+}
+
+func (p *mappingProcessor) contentOf(st *spanState, c contentCand, role contentRole, defRole string) string {
+	if c.kind == ckFlatOpenInference || c.kind == ckFlatTraceloop {
+		return assembleFlat(st.flat, role, c.kind, defRole)
+	}
+	return normalizeContent(c.kind, c.v, defRole, &st.hints)
+}
+
+// removeAt removes the attributes at the given (ascending) positions.
+func removeAt(attrs pcommon.Map, positions []int) {
+	i, next := 0, 0
+	attrs.RemoveIf(func(string, pcommon.Value) bool {
+		hit := next < len(positions) && positions[next] == i
+		if hit {
+			next++
+		}
+		i++
+		return hit
+	})
+}
+
+// eventContentKeys are the content attributes of the (deprecated) semconv
+// GenAI events (gen_ai.user.message, gen_ai.choice, gen_ai.content.prompt...):
+// removed from gen_ai.* events by drop_content.
+var eventContentKeys = map[string]bool{
+	"content": true, "message": true, "body": true, "gen_ai.prompt": true, "gen_ai.completion": true,
+	"gen_ai.input.messages": true, "gen_ai.output.messages": true, "gen_ai.system_instructions": true,
+	"tool_calls": true,
+}
+
+func dropEventContent(events ptrace.SpanEventSlice) {
+	for i := 0; i < events.Len(); i++ {
+		ev := events.At(i)
+		if !strings.HasPrefix(ev.Name(), "gen_ai.") {
+			continue
+		}
+		ev.Attributes().RemoveIf(func(k string, _ pcommon.Value) bool { return eventContentKeys[k] })
+	}
+}
+
+func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
+	attrs.PutBool(fallomattr.IsGeneration, m.isGeneration)
+	putStr(attrs, st, fallomattr.SessionID, m.session)
+	putStr(attrs, st, fallomattr.CustomerID, m.customer)
+	putStr(attrs, st, fallomattr.Model, m.model)
+	putStr(attrs, st, fallomattr.RequestedModel, m.reqModel)
+	putStr(attrs, st, fallomattr.Provider, m.provider)
+	putStr(attrs, st, fallomattr.Operation, m.operation)
+	for i, k := range [6]string{fallomattr.InputTokens, fallomattr.OutputTokens, fallomattr.TotalTokens, fallomattr.CachedInputTokens, fallomattr.CacheWriteInputTokens, fallomattr.ReasoningTokens} {
+		if m.hasTokens[i] {
+			attrs.PutInt(k, m.tokens[i])
+		} else if st.hasFallom {
+			attrs.Remove(k)
+		}
+	}
+	putDouble(attrs, st, fallomattr.InputCostUSD, m.inCost, m.hasIn)
+	putDouble(attrs, st, fallomattr.OutputCostUSD, m.outCost, m.hasOut)
+	putDouble(attrs, st, fallomattr.TotalCostUSD, m.totalCost, m.hasTotal)
+	putStr(attrs, st, fallomattr.CostSource, m.costSource)
+	putStr(attrs, st, fallomattr.FinishReason, m.finish)
+	putDouble(attrs, st, fallomattr.TimeToFirstTokenMs, m.ttft, m.hasTTFT)
+	if m.hasStreamed {
+		attrs.PutBool(fallomattr.Streamed, m.streamed)
+	} else if st.hasFallom {
+		attrs.Remove(fallomattr.Streamed)
+	}
+	switch {
+	case p.cfg.DropContent:
+		if st.hasContent {
+			attrs.PutBool(fallomattr.FlagContentDropped, true)
+		}
+	default:
+		if m.hasPrompt {
+			attrs.PutStr(fallomattr.Prompt, p.limitContent(st, m.prompt, "prompt", rolePrompt))
+		}
+		if m.hasCompletion {
+			attrs.PutStr(fallomattr.Completion, p.limitContent(st, m.completion, "completion", roleCompletion))
+		}
+	}
+	putStr(attrs, st, fallomattr.Source, m.source)
+	if len(st.truncated) > 0 {
+		sl := attrs.PutEmptySlice(fallomattr.FlagTruncated)
+		sl.EnsureCapacity(len(st.truncated))
+		for _, f := range st.truncated {
+			sl.AppendEmpty().SetStr(f)
+		}
+	}
+}
+
+// putStr writes a known value; unknown values are left absent (NULL). An
+// incoming fallom.* value that could not be read (wrong type, junk) is
+// removed so that the exporter never stores it as a column.
+func putStr(attrs pcommon.Map, st *spanState, k, v string) {
+	if v != "" {
+		attrs.PutStr(k, v)
+	} else if st.hasFallom {
+		attrs.Remove(k)
+	}
+}
+
+func putDouble(attrs pcommon.Map, st *spanState, k string, v float64, ok bool) {
+	if ok {
+		attrs.PutDouble(k, v)
+	} else if st.hasFallom {
+		attrs.Remove(k)
+	}
+}
+
+// maxIDChars is DESIGN's limit for session and customer ids.
+const maxIDChars = 256
+
+func (p *mappingProcessor) limitID(st *spanState, s, name string) string {
+	if utf8.RuneCountInString(s) <= maxIDChars && utf8.ValidString(s) {
+		return s
+	}
+	if utf8.RuneCountInString(s) > maxIDChars {
+		st.truncated = append(st.truncated, name)
+		n := 0
+		for i := range s {
+			if n == maxIDChars {
+				s = s[:i]
+				break
+			}
+			n++
+		}
+	}
+	return strings.ToValidUTF8(s, "\ufffd")
+}
+
+// limitStr caps a short canonical string at max_value_bytes.
+func (p *mappingProcessor) limitStr(st *spanState, s, name string) string {
+	limit := p.cfg.MaxValueBytes
+	if limit <= 0 || len(s) <= limit {
+		return s
+	}
+	st.truncated = append(st.truncated, name)
+	return cutUTF8(s, limit)
+}
+
+// limitContent keeps a normalized prompt/completion within max_value_bytes.
+// A cut JSON text is no longer JSON, so an oversized value is stored as one
+// message holding the beginning of the normalized text, marked truncated:
+// the column stays a valid messages array.
+func (p *mappingProcessor) limitContent(st *spanState, s, name, role string) string {
+	limit := p.cfg.MaxValueBytes
+	if limit <= 0 || len(s) <= limit {
+		return s
+	}
+	st.truncated = append(st.truncated, name)
+	head := `[{"role":"` + role + `","truncated":true,"content":`
+	budget := limit - len(head) - len(`}]`)
+	n := budget
+	for {
+		b := make([]byte, 0, limit)
+		b = append(b, head...)
+		b = appendJSONString(b, cutUTF8(s, max(n, 0)))
+		b = append(b, "}]"...)
+		if len(b) <= limit || n <= 0 {
+			return string(b)
+		}
+		n -= len(b) - limit // escapes only grow the text: shrink by the excess
+	}
+}
+
+// cutUTF8 returns the longest prefix of s of at most n bytes that does not
+// split a UTF-8 sequence.
+func cutUTF8(s string, n int) string {
+	if n >= len(s) {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+var year2000 = uint64(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+
+// suspectTimestamps explains why a span's timestamps cannot be trusted
+// (0, before 2000, more than an hour in the future), or returns "".
+func suspectTimestamps(start, end pcommon.Timestamp, now time.Time) string {
+	future := uint64(now.Add(time.Hour).UnixNano())
+	var reasons []string
+	for _, t := range []struct {
+		name string
+		v    uint64
+	}{{"start_time", uint64(start)}, {"end_time", uint64(end)}} {
+		switch {
+		case t.v == 0:
+			reasons = append(reasons, t.name+" is 0")
+		case t.v < year2000:
+			reasons = append(reasons, t.name+" is before 2000")
+		case t.v > future:
+			reasons = append(reasons, t.name+" is more than 1h in the future")
+		}
+	}
+	return strings.Join(reasons, "; ")
+}

@@ -1,0 +1,130 @@
+package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processorhelper"
+	"go.uber.org/zap"
+
+	"github.com/fallom/fallom-collector/internal/fallomattr"
+	"github.com/fallom/fallom-collector/internal/pricing"
+)
+
+// connectionTestSpan is the span OpenRouter sends when a user saves a
+// Broadcast destination; it must get a 2xx and must not be stored.
+const connectionTestSpan = "openrouter-connection-test"
+
+type mappingProcessor struct {
+	cfg    *Config
+	pricer *pricing.Pricer
+	logger *zap.Logger
+	now    func() time.Time
+	states sync.Pool // *spanState
+}
+
+func newMappingProcessor(cfg *Config, logger *zap.Logger) (*mappingProcessor, error) {
+	var user *pricing.Table
+	if cfg.PricingFile != "" {
+		t, err := pricing.LoadFile(cfg.PricingFile)
+		if err != nil {
+			return nil, err
+		}
+		user = t
+		logger.Info("Loaded user pricing file", zap.String("path", cfg.PricingFile), zap.Int("models", t.Len()))
+	}
+	p := &mappingProcessor{cfg: cfg, pricer: pricing.NewPricer(user), logger: logger, now: time.Now}
+	p.states.New = func() any { return &spanState{} }
+	return p, nil
+}
+
+// processTraces stamps the project, drops connection tests and maps every
+// span. It never fails a batch: odd values are skipped, not rejected.
+func (p *mappingProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
+	project := authProject(ctx)
+	now := p.now()
+	st := p.states.Get().(*spanState)
+	defer p.states.Put(st)
+
+	dropped := false
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		p.stampProject(rs, project)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			ss := sss.At(j)
+			spans := ss.Spans()
+			if removeConnectionTests(spans) {
+				dropped = true
+			}
+			scopeDialect := dNone
+			if ss.Scope().Name() == "openrouter" {
+				scopeDialect = dOpenRouter
+			}
+			for k := 0; k < spans.Len(); k++ {
+				p.mapSpan(st, spans.At(k), scopeDialect, now)
+			}
+		}
+	}
+	st.reset()
+	if dropped {
+		// Containers emptied by the removal go too, so that a delivery that
+		// was only a connection test becomes an empty batch.
+		rss.RemoveIf(func(rs ptrace.ResourceSpans) bool {
+			rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool { return ss.Spans().Len() == 0 })
+			return rs.ScopeSpans().Len() == 0
+		})
+	}
+	if rss.Len() == 0 {
+		// Nothing to store; the receiver still answers 2xx.
+		return td, processorhelper.ErrSkipProcessingData
+	}
+	return td, nil
+}
+
+func removeConnectionTests(spans ptrace.SpanSlice) bool {
+	found := false
+	for k := 0; k < spans.Len(); k++ {
+		if spans.At(k).Name() == connectionTestSpan {
+			found = true
+			break
+		}
+	}
+	if found {
+		spans.RemoveIf(func(s ptrace.Span) bool { return s.Name() == connectionTestSpan })
+	}
+	return found
+}
+
+// authProject is the project of the API key that sent the request, set by
+// the fallomauth extension. It does not survive batching or queues, which
+// is why it is stamped onto the resource here.
+func authProject(ctx context.Context) string {
+	info := client.FromContext(ctx)
+	if info.Auth == nil {
+		return ""
+	}
+	s, _ := info.Auth.GetAttribute(fallomattr.AuthProjectID).(string)
+	return s
+}
+
+// stampProject: an authenticated project always overwrites whatever the
+// resource claims (a client must not write into another project); without
+// one the resource keeps its own, else gets default_project_id.
+func (p *mappingProcessor) stampProject(rs ptrace.ResourceSpans, project string) {
+	attrs := rs.Resource().Attributes()
+	if project != "" {
+		attrs.PutStr(fallomattr.ProjectID, project)
+		return
+	}
+	if v, ok := attrs.Get(fallomattr.ProjectID); ok && v.AsString() != "" {
+		return
+	}
+	if p.cfg.DefaultProjectID != "" {
+		attrs.PutStr(fallomattr.ProjectID, p.cfg.DefaultProjectID)
+	}
+}
