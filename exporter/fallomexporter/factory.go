@@ -1,11 +1,18 @@
-// Package fallomexporter stores spans in SQLite or PostgreSQL.
+// Package fallomexporter stores spans in SQLite (embedded, the default) or
+// PostgreSQL (shared by many collectors), idempotently, acknowledging only
+// what is committed. See README.md.
 package fallomexporter // import "github.com/fallom/fallom-collector/exporter/fallomexporter"
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/config/configoptional"
+	"go.opentelemetry.io/collector/config/configretry"
+	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/exporter"
+	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/fallom/fallom-collector/exporter/fallomexporter/internal/metadata"
 )
@@ -16,11 +23,61 @@ func NewFactory() exporter.Factory {
 		exporter.WithTraces(createTraces, metadata.TracesStability))
 }
 
-// Config is replaced by the full implementation.
-type Config struct{}
+// Defaults of the queue that acknowledges after commit. Concurrent requests
+// wait in the queue and are merged into one batch, so one transaction (one
+// fsync) serves many requests; each request's caller is answered when the
+// batch that holds it has committed (or failed).
+const (
+	defaultBatchMinItems = 2000
+	defaultBatchMaxItems = 5000
+	defaultFlushTimeout  = 50 * time.Millisecond
+	defaultNumConsumers  = 4
+)
 
-func createDefaultConfig() component.Config { return &Config{} }
+// DefaultQueueConfig is the sending_queue of the default config:
+// wait_for_result with batching (see README "Durability").
+func DefaultQueueConfig() exporterhelper.QueueBatchConfig {
+	q := exporterhelper.NewDefaultQueueConfig()
+	q.WaitForResult = true
+	q.BlockOnOverflow = false
+	q.NumConsumers = defaultNumConsumers
+	batch := exporterhelper.NewDefaultBatchConfig()
+	batch.FlushTimeout = defaultFlushTimeout
+	batch.MinSize = defaultBatchMinItems
+	batch.MaxSize = defaultBatchMaxItems
+	q.Batch = configoptional.Some(batch)
+	return q
+}
 
-func createTraces(context.Context, exporter.Settings, component.Config) (exporter.Traces, error) {
-	return nil, nil
+func createDefaultConfig() component.Config {
+	return &Config{
+		TimeoutConfig: exporterhelper.TimeoutConfig{Timeout: 30 * time.Second},
+		QueueConfig:   configoptional.Some(DefaultQueueConfig()),
+		RetryConfig:   configretry.NewDefaultBackOffConfig(),
+		Storage: StorageConfig{
+			Driver: DriverSQLite,
+			DSN:    "./data/fallom.db",
+			SQLite: SQLiteConfig{BusyTimeout: 5 * time.Second, Synchronous: "FULL"},
+			Postgres: PostgresConfig{
+				MaxConns: 4, MaxConnLifetime: time.Hour, MaxConnIdleTime: 30 * time.Minute,
+			},
+		},
+		Retention: RetentionConfig{Interval: time.Hour, BatchSize: 1000},
+	}
+}
+
+func createTraces(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Traces, error) {
+	c := cfg.(*Config)
+	exp, err := newFallomExporter(c, set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	return exporterhelper.NewTraces(ctx, set, cfg, exp.pushTraces,
+		exporterhelper.WithStart(exp.start),
+		exporterhelper.WithShutdown(exp.shutdown),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+		exporterhelper.WithTimeout(c.TimeoutConfig),
+		exporterhelper.WithRetry(c.RetryConfig),
+		exporterhelper.WithQueue(c.QueueConfig),
+	)
 }

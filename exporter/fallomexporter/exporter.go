@@ -1,0 +1,206 @@
+package fallomexporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.uber.org/zap"
+
+	"github.com/fallom/fallom-collector/exporter/fallomexporter/internal/metadata"
+	"github.com/fallom/fallom-collector/internal/storage"
+	"github.com/fallom/fallom-collector/internal/storage/postgres"
+	"github.com/fallom/fallom-collector/internal/storage/sqlite"
+)
+
+type fallomExporter struct {
+	cfg    *Config
+	logger *zap.Logger
+	now    func() time.Time
+
+	store storage.Store
+
+	spansWritten metric.Int64Counter
+	retained     metric.Int64Counter
+
+	stopRetention context.CancelFunc
+	retentionDone sync.WaitGroup
+}
+
+func newFallomExporter(cfg *Config, set component.TelemetrySettings) (*fallomExporter, error) {
+	meter := set.MeterProvider.Meter(metadata.ScopeName)
+	written, err := meter.Int64Counter("fallom_exporter_spans",
+		metric.WithDescription("Spans handled by the fallom exporter, by outcome: inserted, updated (changed replay), unchanged (exact replay), rejected (can never be stored)."),
+		metric.WithUnit("{span}"))
+	if err != nil {
+		return nil, err
+	}
+	retained, err := meter.Int64Counter("fallom_exporter_retention_rows",
+		metric.WithDescription("Rows changed by retention, by action: content_cleared, deleted."),
+		metric.WithUnit("{row}"))
+	if err != nil {
+		return nil, err
+	}
+	return &fallomExporter{cfg: cfg, logger: set.Logger, now: time.Now, spansWritten: written, retained: retained}, nil
+}
+
+// describe names the storage for logs without its password.
+func (e *fallomExporter) describe() string {
+	return e.cfg.Storage.Driver + " " + storage.RedactDSN(string(e.cfg.Storage.DSN))
+}
+
+func (e *fallomExporter) start(ctx context.Context, _ component.Host) error {
+	st := e.cfg.Storage
+	switch st.Driver {
+	case DriverSQLite:
+		s, err := sqlite.Open(ctx, sqlite.Options{
+			Path: string(st.DSN), BusyTimeout: st.SQLite.BusyTimeout, Synchronous: st.SQLite.Synchronous,
+		})
+		if err != nil {
+			return fmt.Errorf("fallom exporter: open %s: %w", e.describe(), err)
+		}
+		e.store = s
+	case DriverPostgres:
+		s, err := postgres.Open(ctx, postgres.Options{
+			DSN: string(st.DSN), MaxConns: st.Postgres.MaxConns, MinConns: st.Postgres.MinConns,
+			MaxConnLifetime: st.Postgres.MaxConnLifetime, MaxConnIdleTime: st.Postgres.MaxConnIdleTime,
+		})
+		switch {
+		case s == nil || errors.Is(err, storage.ErrSchemaTooNew):
+			if s != nil {
+				s.Close()
+			}
+			return fmt.Errorf("fallom exporter: open %s: %w", e.describe(), err)
+		case err != nil:
+			// The server may come later (containers starting together):
+			// start anyway; writes fail retryably until the schema is in.
+			e.logger.Warn("PostgreSQL is not reachable yet; writes will retry until it is",
+				zap.String("storage", e.describe()), zap.Error(err))
+		}
+		e.store = s
+	default:
+		return fmt.Errorf("fallom exporter: unknown storage driver %q", st.Driver)
+	}
+	e.logger.Info("fallom exporter storage ready", zap.String("storage", e.describe()))
+	if r := e.cfg.Retention; r.ContentDays > 0 || r.SpanDays > 0 {
+		rctx, cancel := context.WithCancel(context.Background())
+		e.stopRetention = cancel
+		e.retentionDone.Add(1)
+		go e.retentionLoop(rctx)
+	}
+	return nil
+}
+
+func (e *fallomExporter) shutdown(context.Context) error {
+	if e.stopRetention != nil {
+		e.stopRetention()
+		e.retentionDone.Wait()
+	}
+	if e.store != nil {
+		return e.store.Close()
+	}
+	return nil
+}
+
+// pushTraces writes one (possibly merged) batch in one transaction. A plain
+// error is retried by exporterhelper; a permanent one is not.
+func (e *fallomExporter) pushTraces(ctx context.Context, td ptrace.Traces) error {
+	if e.store == nil {
+		return errors.New("fallom exporter: storage is not open")
+	}
+	rows, invalid := toRows(td, e.now().UnixNano())
+	res, err := e.store.WriteSpans(ctx, rows)
+	if err != nil && !storage.IsPermanent(err) {
+		return err // retryable: nothing to count yet, the retry writes it all
+	}
+	e.count(ctx, res)
+	var errs []error
+	if err != nil {
+		e.logger.Error("spans rejected by the database", zap.Int("rejected", res.Rejected), zap.Error(err))
+		errs = append(errs, err)
+	}
+	if len(invalid) > 0 {
+		e.spansWritten.Add(ctx, int64(len(invalid)), metric.WithAttributes(attribute.String("outcome", "rejected")))
+		errs = append(errs, invalidError(invalid))
+		e.logger.Warn("spans rejected", zap.Int("rejected", len(invalid)), zap.Error(errs[len(errs)-1]))
+	}
+	if len(errs) > 0 {
+		return consumererror.NewPermanent(errors.Join(errs...))
+	}
+	return nil
+}
+
+func (e *fallomExporter) count(ctx context.Context, res storage.WriteResult) {
+	for outcome, n := range map[string]int{
+		"inserted": res.Inserted, "updated": res.Updated, "unchanged": res.Unchanged, "rejected": res.Rejected,
+	} {
+		if n > 0 {
+			e.spansWritten.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
+		}
+	}
+}
+
+func invalidError(invalid []invalidSpan) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d span(s) cannot be stored: ", len(invalid))
+	for i, s := range invalid {
+		if i == 5 {
+			fmt.Fprintf(&b, "; and %d more", len(invalid)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "span %q (trace_id=%s span_id=%s): %s", s.name, s.traceID, s.spanID, s.reason)
+	}
+	return errors.New(b.String())
+}
+
+func (e *fallomExporter) retentionLoop(ctx context.Context) {
+	defer e.retentionDone.Done()
+	r := e.cfg.Retention
+	// First pass soon after start, then on the interval.
+	timer := time.NewTimer(min(r.Interval, 10*time.Second))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		e.applyRetention(ctx)
+		timer.Reset(r.Interval)
+	}
+}
+
+func (e *fallomExporter) applyRetention(ctx context.Context) {
+	r := e.cfg.Retention
+	const day = 24 * time.Hour
+	res, err := e.store.ApplyRetention(ctx, storage.RetentionPolicy{
+		ContentAfter: time.Duration(r.ContentDays) * day,
+		SpansAfter:   time.Duration(r.SpanDays) * day,
+		BatchSize:    r.BatchSize,
+		Now:          e.now(),
+	})
+	if res.ContentCleared > 0 {
+		e.retained.Add(ctx, res.ContentCleared, metric.WithAttributes(attribute.String("action", "content_cleared")))
+	}
+	if res.SpansDeleted > 0 {
+		e.retained.Add(ctx, res.SpansDeleted, metric.WithAttributes(attribute.String("action", "deleted")))
+	}
+	if err != nil && ctx.Err() == nil {
+		e.logger.Warn("retention pass failed; it runs again at the next interval", zap.Error(err))
+		return
+	}
+	if res.ContentCleared > 0 || res.SpansDeleted > 0 {
+		e.logger.Info("retention pass", zap.Int64("content_cleared", res.ContentCleared), zap.Int64("spans_deleted", res.SpansDeleted))
+	}
+}
