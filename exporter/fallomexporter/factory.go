@@ -28,9 +28,9 @@ func NewFactory() exporter.Factory {
 // fsync) serves many requests; each request's caller is answered when the
 // batch that holds it has committed (or failed).
 const (
-	defaultBatchMinItems = 2000
+	defaultBatchMinItems = 500
 	defaultBatchMaxItems = 5000
-	defaultFlushTimeout  = 50 * time.Millisecond
+	defaultFlushTimeout  = 10 * time.Millisecond
 	defaultNumConsumers  = 4
 )
 
