@@ -25,7 +25,9 @@ import (
 var migrationFS embed.FS
 
 // Migrations returns the versioned schema of this backend.
-func Migrations() ([]storage.Migration, error) { return storage.LoadMigrations(migrationFS, "migrations") }
+func Migrations() ([]storage.Migration, error) {
+	return storage.LoadMigrations(migrationFS, "migrations")
+}
 
 // Options configure the SQLite backend.
 type Options struct {
