@@ -34,7 +34,10 @@ ocb:
 # Runs ocb on builder-config.yaml into $(OCB_OUT) (sources only); the stamp
 # marks a complete run, so a failed one is redone.
 OCB_STAMP := $(OCB_OUT)/.complete
-$(OCB_STAMP): builder-config.yaml go.mod go.sum | ocb
+# ocb's go mod tidy follows the imports of our components, so their sources
+# are inputs too.
+COMPONENT_SRC := $(shell find config extension processor exporter internal -name '*.go' -not -name '*_test.go' 2>/dev/null)
+$(OCB_STAMP): builder-config.yaml go.mod go.sum $(COMPONENT_SRC) | ocb
 	@rm -rf $(OCB_OUT) && mkdir -p .build
 	@"$(OCB)" --config builder-config.yaml --skip-compilation >.build/ocb.log 2>&1 || { cat .build/ocb.log; exit 1; }
 	@touch $@
