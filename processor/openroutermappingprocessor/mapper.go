@@ -104,32 +104,43 @@ func (st *spanState) apply(r *keyRule, v pcommon.Value, idx int) {
 	}
 }
 
+// readInto reads v with the target's reader and stores it in the slot only
+// if it could be read (a failed read never disturbs the value held).
 func readInto(sl *slot, t *target, v pcommon.Value) bool {
-	var ok bool
+	var (
+		ok bool
+		s  string
+		i  int64
+		f  float64
+		b  bool
+	)
 	switch t.reader {
 	case rString:
-		sl.s, ok = readString(v)
+		s, ok = readString(v)
 	case rInt:
-		sl.i, ok = readInt(v)
+		i, ok = readInt(v)
 	case rDouble:
-		sl.f, ok = readDouble(v)
+		f, ok = readDouble(v)
 	case rSecondsToMs:
-		sl.f, ok = readDouble(v)
-		sl.f *= 1000
+		f, ok = readDouble(v)
+		f *= 1000
 	case rBool:
-		sl.b, ok = readBool(v)
+		b, ok = readBool(v)
 	case rFinishReason:
-		sl.s, ok = readFinishReason(v)
+		s, ok = readFinishReason(v)
 	case rVerdict:
 		switch readVerdict(v, t.verdict) {
 		case 1:
-			sl.b, ok = true, true
+			b, ok = true, true
 		case 0:
-			sl.b, ok = false, true
+			b, ok = false, true
 		}
 	case rJSON:
-		sl.s = valueText(v)
-		ok = sl.s != ""
+		s = valueText(v)
+		ok = s != ""
+	}
+	if ok {
+		sl.s, sl.i, sl.f, sl.b = s, i, f, b
 	}
 	return ok
 }

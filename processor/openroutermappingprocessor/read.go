@@ -131,8 +131,9 @@ func readFinishReason(v pcommon.Value) (string, bool) {
 				return s, true
 			}
 		}
+		return "", false
 	}
-	return "", false
+	return readString(v)
 }
 
 // firstJSONString returns the first non-empty string element of a JSON array.
