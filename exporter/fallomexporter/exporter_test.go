@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
@@ -373,3 +374,33 @@ func TestNoQueueAcksAfterCommit(t *testing.T) {
 type QueueBatchConfigAlias = exporterhelper.QueueBatchConfig
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// Retention configured in days clears content, then deletes spans, by the
+// time the collector stored them; usage_daily stays.
+func TestRetentionFromConfig(t *testing.T) {
+	cfg, path := sqliteConfig(t)
+	cfg.Retention = RetentionConfig{ContentDays: 7, SpanDays: 30, Interval: time.Hour, BatchSize: 2}
+	exp, err := newFallomExporter(cfg, componenttest.NewNopTelemetrySettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer exp.shutdown(context.Background())
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for i, age := range []int{1, 10, 40} {
+		exp.now = func() time.Time { return now.Add(-time.Duration(age) * 24 * time.Hour) }
+		if err := exp.pushTraces(context.Background(), mappedDeliveries("acme", i*10, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exp.now = func() time.Time { return now }
+	exp.applyRetention(context.Background())
+	db := openDB(t, path)
+	var rows, withPrompt, gens int
+	scan(t, db, "SELECT count(*), count(prompt), (SELECT sum(generations) FROM usage_daily) FROM spans", &rows, &withPrompt, &gens)
+	if rows != 12 || withPrompt != 2 || gens != 6 {
+		t.Fatalf("after retention: %d rows, %d with a prompt, %d generations in usage_daily; want 12, 2, 6", rows, withPrompt, gens)
+	}
+}
