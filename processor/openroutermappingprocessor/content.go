@@ -136,22 +136,22 @@ func openRouterContent(s, defRole string, h *hints) (string, bool) {
 	if completion == "" {
 		completion = "null"
 	}
-	n := 40 + len(completion) + len(reasoning) + len(toolCalls)
-	b := make([]byte, 0, n)
-	b = append(b, `[{"role":`...)
-	b = appendJSONString(b, defRole)
-	b = append(b, `,"content":`...)
-	b = append(b, completion...)
+	var b strings.Builder
+	b.Grow(48 + len(completion) + len(reasoning) + len(toolCalls))
+	b.WriteString(`[{"role":`)
+	b.Write(appendJSONString(nil, defRole))
+	b.WriteString(`,"content":`)
+	b.WriteString(completion)
 	if toolCalls != "" {
-		b = append(b, `,"tool_calls":`...)
-		b = append(b, toolCalls...)
+		b.WriteString(`,"tool_calls":`)
+		b.WriteString(toolCalls)
 	}
 	if reasoning != "" {
-		b = append(b, `,"reasoning":`...)
-		b = append(b, reasoning...)
+		b.WriteString(`,"reasoning":`)
+		b.WriteString(reasoning)
 	}
-	b = append(b, "}]"...)
-	return string(b), true
+	b.WriteString("}]")
+	return b.String(), true
 }
 
 // decodeJSON decodes s keeping numbers exact (tool arguments, ids).

@@ -453,7 +453,12 @@ func dropEventContent(events ptrace.SpanEventSlice) {
 	}
 }
 
+// maxWrites bounds the attributes write adds (columns and flags), so the
+// attribute slice grows once instead of several times.
+const maxWrites = 26
+
 func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
+	attrs.EnsureCapacity(attrs.Len() + maxWrites)
 	attrs.PutBool(fallomattr.IsGeneration, m.isGeneration)
 	putStr(attrs, st, fallomattr.SessionID, m.session)
 	putStr(attrs, st, fallomattr.CustomerID, m.customer)
