@@ -69,7 +69,11 @@ func (e *fallomExporter) start(ctx context.Context, _ component.Host) error {
 		}
 		e.store = s
 	case DriverPostgres:
-		s, err := postgres.Open(ctx, postgres.Options{
+		// Bounded, so an unreachable host does not hold the collector's
+		// start for the OS connect timeout; writes retry later anyway.
+		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		s, err := postgres.Open(octx, postgres.Options{
 			DSN: string(st.DSN), MaxConns: st.Postgres.MaxConns, MinConns: st.Postgres.MinConns,
 			MaxConnLifetime: st.Postgres.MaxConnLifetime, MaxConnIdleTime: st.Postgres.MaxConnIdleTime,
 		})

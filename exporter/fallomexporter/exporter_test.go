@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +22,9 @@ import (
 	"go.opentelemetry.io/collector/exporter/exportertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/fallom/fallom-collector/exporter/fallomexporter/internal/metadata"
 	"github.com/fallom/fallom-collector/internal/fallomattr"
@@ -402,5 +406,56 @@ func TestRetentionFromConfig(t *testing.T) {
 	scan(t, db, "SELECT count(*), count(prompt), (SELECT sum(generations) FROM usage_daily) FROM spans", &rows, &withPrompt, &gens)
 	if rows != 12 || withPrompt != 2 || gens != 6 {
 		t.Fatalf("after retention: %d rows, %d with a prompt, %d generations in usage_daily; want 12, 2, 6", rows, withPrompt, gens)
+	}
+}
+
+// A PostgreSQL that is not there yet does not stop the collector from
+// starting, and neither the logs nor the write errors show the password.
+func TestPostgresUnreachableAtStartRedactsPassword(t *testing.T) {
+	const secret = "pa55-w0rd-never-logged"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	cfg := createDefaultConfig().(*Config)
+	cfg.Storage.Driver = DriverPostgres
+	cfg.Storage.DSN = configopaque.String(fmt.Sprintf("postgres://fallom:%s@127.0.0.1:%d/fallom?sslmode=disable&connect_timeout=2", secret, port))
+	cfg.RetryConfig.Enabled = false
+	cfg.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]()
+	core, logs := observer.New(zap.DebugLevel)
+	set := exportertest.NewNopSettings(metadata.Type)
+	set.Logger = zap.New(core)
+	exp, err := NewFactory().CreateTraces(context.Background(), set, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatalf("start with PostgreSQL down: %v", err)
+	}
+	defer exp.Shutdown(context.Background())
+	err = exp.ConsumeTraces(context.Background(), mappedDeliveries("acme", 0, 1))
+	if err == nil || consumererror.IsPermanent(err) {
+		t.Fatalf("write with PostgreSQL down: %v, want a retryable error", err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Fatalf("write error shows the password: %v", err)
+	}
+	var warned bool
+	for _, e := range logs.All() {
+		line := e.Message
+		for k, v := range e.ContextMap() {
+			line += fmt.Sprintf(" %s=%v", k, v)
+		}
+		if strings.Contains(line, secret) {
+			t.Fatalf("log shows the password: %s", line)
+		}
+		if strings.Contains(line, "not reachable yet") && strings.Contains(line, "fallom:xxxxx@") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Fatalf("no warning naming the (redacted) database; logs: %v", logs.All())
 	}
 }
