@@ -231,6 +231,7 @@ func TestRunCountsOnlyAcknowledgedSpans(t *testing.T) {
 	assert.EqualValues(t, 30, res.RetryAfter[503])
 	assert.EqualValues(t, 48*2*SpansPerDelivery, res.AckedSpans)
 	assert.EqualValues(t, 42, res.Errors())
+	assert.Regexp(t, `throttled|queue is full`, res.ErrorSamples[503], "the answer body says why")
 	assert.Len(t, c.traceIDs, 48*2, "every accepted delivery had its own trace id")
 	assert.Equal(t, 48, res.LatencyOK.Count)
 	assert.Equal(t, 90, res.LatencyAll.Count)
@@ -246,6 +247,7 @@ func TestRunCountsTransportErrors(t *testing.T) {
 	res, err := Run(context.Background(), Config{URL: "http://" + addr + "/v1/traces", Concurrency: 2, Requests: 6, Delivery: smallDeliveries()})
 	require.NoError(t, err)
 	assert.EqualValues(t, 6, res.TransportErrors["refused"])
+	assert.Contains(t, res.TransportSamples["refused"], "connection refused")
 	assert.Zero(t, res.AckedSpans)
 	assert.EqualValues(t, 6, res.Errors())
 }

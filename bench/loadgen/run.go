@@ -87,6 +87,11 @@ type Result struct {
 	// Shed counts open-loop requests not sent because MaxInFlight were
 	// outstanding.
 	Shed int64 `json:"shed"`
+	// ErrorSamples holds, per non-2xx status, the first answer body seen;
+	// TransportSamples, per cause, the first error. They say why, e.g.
+	// which component refused the data.
+	ErrorSamples     map[int]string    `json:"error_samples,omitempty"`
+	TransportSamples map[string]string `json:"transport_samples,omitempty"`
 }
 
 // Errors is the number of requests that were not answered 2xx.
@@ -221,6 +226,8 @@ type sender struct {
 	status          map[int]int64
 	retryAfter      map[int]int64
 	transportErrors map[string]int64
+	errSamples      map[int]string
+	transSamples    map[string]string
 	latOK, latAll   []time.Duration
 }
 
@@ -233,6 +240,8 @@ type worker struct {
 	status       map[int]int64
 	retryAfter   map[int]int64
 	transportErr map[string]int64
+	errSample    map[int]string
+	transSample  map[string]string
 }
 
 func newWorker() *worker {
@@ -243,6 +252,25 @@ func newWorker() *worker {
 		status:       map[int]int64{},
 		retryAfter:   map[int]int64{},
 		transportErr: map[string]int64{},
+		errSample:    map[int]string{},
+		transSample:  map[string]string{},
+	}
+}
+
+const sampleLen = 300
+
+func clip(s string) string {
+	if len(s) > sampleLen {
+		return s[:sampleLen] + "..."
+	}
+	return s
+}
+
+func (w *worker) transportError(err error) {
+	cause := classify(err)
+	w.transportErr[cause]++
+	if _, ok := w.transSample[cause]; !ok {
+		w.transSample[cause] = clip(err.Error())
 	}
 }
 
@@ -327,7 +355,7 @@ func (s *sender) do(ctx context.Context, w *worker) {
 	s.sentSpans.Add(int64(spans))
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(w.buf))
 	if err != nil {
-		w.transportErr["other"]++
+		w.transportError(err)
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -337,7 +365,7 @@ func (s *sender) do(ctx context.Context, w *worker) {
 	t0 := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {
-		w.transportErr[classify(err)]++
+		w.transportError(err)
 		return
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -351,6 +379,9 @@ func (s *sender) do(ctx context.Context, w *worker) {
 		w.latAll = append(w.latAll, lat)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		if _, ok := w.errSample[resp.StatusCode]; !ok {
+			w.errSample[resp.StatusCode] = clip(string(body))
+		}
 		return
 	}
 	rejected := rejectedSpans(body)
@@ -409,6 +440,17 @@ func (s *sender) merge(w *worker) {
 	defer s.mu.Unlock()
 	if s.status == nil {
 		s.status, s.retryAfter, s.transportErrors = map[int]int64{}, map[int]int64{}, map[string]int64{}
+		s.errSamples, s.transSamples = map[int]string{}, map[string]string{}
+	}
+	for k, v := range w.errSample {
+		if _, ok := s.errSamples[k]; !ok {
+			s.errSamples[k] = v
+		}
+	}
+	for k, v := range w.transSample {
+		if _, ok := s.transSamples[k]; !ok {
+			s.transSamples[k] = v
+		}
 	}
 	for k, v := range w.status {
 		s.status[k] += v
@@ -427,17 +469,19 @@ func (s *sender) result(elapsed time.Duration) Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := Result{
-		Requests:        s.requests.Load(),
-		SentSpans:       s.sentSpans.Load(),
-		AckedSpans:      s.ackedSpans.Load(),
-		RejectedSpans:   s.rejectedSpans.Load(),
-		Shed:            s.shed.Load(),
-		Elapsed:         elapsed,
-		Status:          nonNil(s.status),
-		RetryAfter:      nonNil(s.retryAfter),
-		TransportErrors: nonNil(s.transportErrors),
-		LatencyOK:       summarize(s.latOK),
-		LatencyAll:      summarize(s.latAll),
+		Requests:         s.requests.Load(),
+		SentSpans:        s.sentSpans.Load(),
+		AckedSpans:       s.ackedSpans.Load(),
+		RejectedSpans:    s.rejectedSpans.Load(),
+		Shed:             s.shed.Load(),
+		Elapsed:          elapsed,
+		Status:           nonNil(s.status),
+		RetryAfter:       nonNil(s.retryAfter),
+		TransportErrors:  nonNil(s.transportErrors),
+		LatencyOK:        summarize(s.latOK),
+		LatencyAll:       summarize(s.latAll),
+		ErrorSamples:     s.errSamples,
+		TransportSamples: s.transSamples,
 	}
 	if elapsed > 0 {
 		r.SpansPerSec = float64(r.AckedSpans) / elapsed.Seconds()
