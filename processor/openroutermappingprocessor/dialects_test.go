@@ -1,11 +1,13 @@
 package openroutermappingprocessor
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
 )
@@ -426,4 +428,54 @@ func TestDialectLogfirePydanticAI(t *testing.T) {
 	assert.NotContains(t, got, fallomattr.InputCostUSD, "only what is known")
 	assert.Equal(t, []map[string]any{{"role": "assistant", "content": "Paris.", "reasoning": "Easy."}}, messages(t, got, fallomattr.Completion))
 	assert.Equal(t, "chat gpt-4o", got["logfire.msg"])
+}
+
+// Deprecated semconv content as span events (opentelemetry-instrumentation-
+// openai-v2 before gen_ai.input.messages, older Logfire).
+func TestDialectOTelGenAIEvents(t *testing.T) {
+	build := func() ptrace.Traces {
+		td := oneSpan(map[string]any{
+			"gen_ai.operation.name":      "chat",
+			"gen_ai.system":              "openai",
+			"gen_ai.request.model":       "gpt-4o-mini",
+			"gen_ai.usage.input_tokens":  int64(20),
+			"gen_ai.usage.output_tokens": int64(5),
+		})
+		events := spanAt(td, 0).Events()
+		add := func(name string, attrs map[string]any) {
+			ev := events.AppendEmpty()
+			ev.SetName(name)
+			require.NoError(t, ev.Attributes().FromRaw(attrs))
+		}
+		add("gen_ai.system.message", map[string]any{"gen_ai.system": "openai", "content": "Be brief."})
+		add("gen_ai.user.message", map[string]any{"gen_ai.system": "openai", "content": "Weather?"})
+		add("gen_ai.assistant.message", map[string]any{"gen_ai.system": "openai", "tool_calls": []any{map[string]any{"id": "c1", "type": "function", "function": map[string]any{"name": "w", "arguments": "{}"}}}})
+		add("gen_ai.tool.message", map[string]any{"gen_ai.system": "openai", "id": "c1", "content": "sunny"})
+		add("gen_ai.choice", map[string]any{"gen_ai.system": "openai", "index": int64(0), "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": "Sunny."}})
+		return td
+	}
+	p := newTestProcessor(t, nil)
+	out, err := p.processTraces(context.Background(), build())
+	require.NoError(t, err)
+	got := spanAt(out, 0).Attributes().AsRaw()
+	prompt := messages(t, got, fallomattr.Prompt)
+	require.Len(t, prompt, 4)
+	assert.Equal(t, map[string]any{"role": "system", "content": "Be brief."}, prompt[0])
+	assert.Equal(t, map[string]any{"role": "tool", "tool_call_id": "c1", "content": "sunny"}, prompt[3])
+	assert.Len(t, prompt[2]["tool_calls"], 1)
+	assert.Equal(t, []map[string]any{{"role": "assistant", "content": "Sunny."}}, messages(t, got, fallomattr.Completion))
+	// Stored once: the events lose their content, keep the rest.
+	for i := 0; i < spanAt(out, 0).Events().Len(); i++ {
+		attrs := spanAt(out, 0).Events().At(i).Attributes().AsRaw()
+		assert.NotContains(t, attrs, "content")
+		assert.NotContains(t, attrs, "message")
+		assert.Equal(t, "openai", attrs["gen_ai.system"])
+	}
+
+	cfg := createDefaultConfig()
+	cfg.KeepOriginalContent = true
+	out, err = newTestProcessor(t, cfg).processTraces(context.Background(), build())
+	require.NoError(t, err)
+	assert.Contains(t, spanAt(out, 0).Events().At(1).Attributes().AsRaw(), "content")
+	assert.Contains(t, spanAt(out, 0).Attributes().AsRaw(), fallomattr.Prompt)
 }

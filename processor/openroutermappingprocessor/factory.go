@@ -25,7 +25,7 @@ func NewFactory() processor.Factory {
 }
 
 func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-	p, err := newMappingProcessor(cfg.(*Config), set.Logger)
+	p, err := newMappingProcessor(cfg.(*Config), set.TelemetrySettings)
 	if err != nil {
 		return nil, err
 	}

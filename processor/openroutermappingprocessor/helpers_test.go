@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"go.uber.org/zap"
 )
 
 // fixedNow is the processor clock in tests: the fixtures are from Nov 2026.
@@ -22,7 +22,7 @@ func newTestProcessor(t testing.TB, cfg *Config) *mappingProcessor {
 		cfg = createDefaultConfig()
 	}
 	require.NoError(t, cfg.Validate())
-	p, err := newMappingProcessor(cfg, zap.NewNop())
+	p, err := newMappingProcessor(cfg, componenttest.NewNopTelemetrySettings())
 	require.NoError(t, err)
 	p.now = func() time.Time { return fixedNow }
 	return p

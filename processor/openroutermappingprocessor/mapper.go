@@ -234,7 +234,7 @@ const (
 
 // mapSpan maps one span's attributes: read once, resolve, normalize content,
 // remove consumed content, write the canonical fields.
-func (p *mappingProcessor) mapSpan(st *spanState, span ptrace.Span, scopeDialect dialect, now time.Time) {
+func (p *mappingProcessor) mapSpan(st *spanState, span ptrace.Span, scopeDialect dialect, now time.Time, counts *batchCounts) {
 	attrs := span.Attributes()
 	st.reset()
 	st.read(attrs)
@@ -250,17 +250,36 @@ func (p *mappingProcessor) mapSpan(st *spanState, span ptrace.Span, scopeDialect
 	if st.hasContent && !p.cfg.DropContent {
 		p.resolveContent(st, &m)
 	}
+	if events := span.Events(); events.Len() > 0 && hasGenAIEvents(events) {
+		// Deprecated semconv content events fill what attributes did not.
+		if !p.cfg.DropContent && (!m.hasPrompt || !m.hasCompletion) {
+			prompt, completion, hasP, hasC := eventContent(events, &st.hints)
+			if hasP && !m.hasPrompt {
+				m.prompt, m.hasPrompt = prompt, true
+			}
+			if hasC && !m.hasCompletion {
+				m.completion, m.hasCompletion = completion, true
+			}
+		}
+		if p.cfg.DropContent || !p.cfg.KeepOriginalContent {
+			if dropEventContent(events) {
+				st.hasContent = true
+			}
+		}
+	}
 	if len(st.remove) > 0 && (p.cfg.DropContent || !p.cfg.KeepOriginalContent) {
 		removeAt(attrs, st.remove)
-	}
-	if p.cfg.DropContent {
-		dropEventContent(span.Events())
 	}
 
 	p.write(attrs, st, &m)
 	if reason := suspectTimestamps(span.StartTimestamp(), span.EndTimestamp(), now); reason != "" {
 		attrs.PutStr(fallomattr.FlagTimestampSuspect, reason)
+		counts.suspectTimes++
 	}
+	if m.isGeneration {
+		counts.generations++
+	}
+	counts.truncated += int64(len(st.truncated))
 }
 
 func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
@@ -443,14 +462,24 @@ var eventContentKeys = map[string]bool{
 	"tool_calls": true,
 }
 
-func dropEventContent(events ptrace.SpanEventSlice) {
+// dropEventContent removes the content attributes of gen_ai.* events and
+// reports whether there were any.
+func dropEventContent(events ptrace.SpanEventSlice) bool {
+	dropped := false
 	for i := 0; i < events.Len(); i++ {
 		ev := events.At(i)
 		if !strings.HasPrefix(ev.Name(), "gen_ai.") {
 			continue
 		}
-		ev.Attributes().RemoveIf(func(k string, _ pcommon.Value) bool { return eventContentKeys[k] })
+		ev.Attributes().RemoveIf(func(k string, _ pcommon.Value) bool {
+			if eventContentKeys[k] {
+				dropped = true
+				return true
+			}
+			return false
+		})
 	}
+	return dropped
 }
 
 // maxWrites bounds the attributes write adds (columns and flags), so the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 	"go.uber.org/zap"
@@ -19,14 +20,20 @@ import (
 const connectionTestSpan = "openrouter-connection-test"
 
 type mappingProcessor struct {
-	cfg    *Config
-	pricer *pricing.Pricer
-	logger *zap.Logger
-	now    func() time.Time
-	states sync.Pool // *spanState
+	cfg       *Config
+	pricer    *pricing.Pricer
+	logger    *zap.Logger
+	telemetry *telemetry
+	now       func() time.Time
+	states    sync.Pool // *spanState
 }
 
-func newMappingProcessor(cfg *Config, logger *zap.Logger) (*mappingProcessor, error) {
+func newMappingProcessor(cfg *Config, set component.TelemetrySettings) (*mappingProcessor, error) {
+	logger := set.Logger
+	tel, err := newTelemetry(set)
+	if err != nil {
+		return nil, err
+	}
 	var user *pricing.Table
 	if cfg.PricingFile != "" {
 		t, err := pricing.LoadFile(cfg.PricingFile)
@@ -36,7 +43,7 @@ func newMappingProcessor(cfg *Config, logger *zap.Logger) (*mappingProcessor, er
 		user = t
 		logger.Info("Loaded user pricing file", zap.String("path", cfg.PricingFile), zap.Int("models", t.Len()))
 	}
-	p := &mappingProcessor{cfg: cfg, pricer: pricing.NewPricer(user), logger: logger, now: time.Now}
+	p := &mappingProcessor{cfg: cfg, pricer: pricing.NewPricer(user), logger: logger, telemetry: tel, now: time.Now}
 	p.states.New = func() any { return &spanState{} }
 	return p, nil
 }
@@ -49,7 +56,7 @@ func (p *mappingProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 	st := p.states.Get().(*spanState)
 	defer p.states.Put(st)
 
-	dropped := false
+	var counts batchCounts
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
@@ -58,20 +65,19 @@ func (p *mappingProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
 			spans := ss.Spans()
-			if removeConnectionTests(spans) {
-				dropped = true
-			}
+			counts.connectionTests += int64(removeConnectionTests(spans))
 			scopeDialect := dNone
 			if ss.Scope().Name() == "openrouter" {
 				scopeDialect = dOpenRouter
 			}
 			for k := 0; k < spans.Len(); k++ {
-				p.mapSpan(st, spans.At(k), scopeDialect, now)
+				p.mapSpan(st, spans.At(k), scopeDialect, now, &counts)
 			}
 		}
 	}
 	st.reset()
-	if dropped {
+	p.record(ctx, &counts)
+	if counts.connectionTests > 0 {
 		// Containers emptied by the removal go too, so that a delivery that
 		// was only a connection test becomes an empty batch.
 		rss.RemoveIf(func(rs ptrace.ResourceSpans) bool {
@@ -86,18 +92,33 @@ func (p *mappingProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 	return td, nil
 }
 
-func removeConnectionTests(spans ptrace.SpanSlice) bool {
-	found := false
+// removeConnectionTests removes OpenRouter's test spans and counts them.
+func removeConnectionTests(spans ptrace.SpanSlice) int {
+	found := 0
 	for k := 0; k < spans.Len(); k++ {
 		if spans.At(k).Name() == connectionTestSpan {
-			found = true
-			break
+			found++
 		}
 	}
-	if found {
+	if found > 0 {
 		spans.RemoveIf(func(s ptrace.Span) bool { return s.Name() == connectionTestSpan })
 	}
 	return found
+}
+
+func (p *mappingProcessor) record(ctx context.Context, c *batchCounts) {
+	if c.generations > 0 {
+		p.telemetry.generations.Add(ctx, c.generations)
+	}
+	if c.connectionTests > 0 {
+		p.telemetry.connectionTests.Add(ctx, c.connectionTests)
+	}
+	if c.truncated > 0 {
+		p.telemetry.truncated.Add(ctx, c.truncated)
+	}
+	if c.suspectTimes > 0 {
+		p.telemetry.suspectTimes.Add(ctx, c.suspectTimes)
+	}
 }
 
 // authProject is the project of the API key that sent the request, set by

@@ -12,10 +12,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
+	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processortest"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
 	"github.com/fallom/fallom-collector/processor/openroutermappingprocessor/internal/metadata"
@@ -391,4 +393,32 @@ func TestNonGenAISpanIsLeftAlone(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	got := mapOne(t, p, map[string]any{"http.method": "GET", "http.route": "/v1/x"})
 	assert.Equal(t, map[string]any{"http.method": "GET", "http.route": "/v1/x", fallomattr.IsGeneration: false}, got)
+}
+
+func TestTelemetryCounts(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	set := processortest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	cfg := createDefaultConfig()
+	cfg.MaxValueBytes = 256
+	proc, err := NewFactory().CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
+	require.NoError(t, err)
+	require.NoError(t, proc.ConsumeTraces(context.Background(), loadTraces(t, "openrouter-connection-test.json")))
+	require.NoError(t, proc.ConsumeTraces(context.Background(), loadTraces(t, "openrouter-delivery.json")))
+
+	sum := func(name string) int64 {
+		m, err := tel.GetMetric(name)
+		require.NoError(t, err, name)
+		s, ok := m.Data.(metricdata.Sum[int64])
+		require.True(t, ok, name)
+		var total int64
+		for _, dp := range s.DataPoints {
+			total += dp.Value
+		}
+		return total
+	}
+	assert.Equal(t, int64(1), sum("otelcol_processor_openroutermapping_connection_tests"))
+	assert.Equal(t, int64(1), sum("otelcol_processor_openroutermapping_generations"), "the root only")
+	assert.Equal(t, int64(1), sum("otelcol_processor_openroutermapping_truncated_values"), "the prompt is over 256 bytes, the completion is not")
 }
