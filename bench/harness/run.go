@@ -183,9 +183,10 @@ type Results struct {
 
 // ProcessorResult compares the mapping processor with the OTTL transform.
 type ProcessorResult struct {
-	OursNsPerSpan      *float64 `json:"ours_ns_per_span"`
-	OTTLNsPerSpan      *float64 `json:"ottl_ns_per_span"`
-	AttributeReadFloor *float64 `json:"attribute_read_floor_ns_per_span,omitempty"`
+	OursNsPerSpan          *float64 `json:"ours_ns_per_span"`
+	OTTLNsPerSpan          *float64 `json:"ottl_ns_per_span"`
+	AttributeReadFloor     *float64 `json:"attribute_read_floor_ns_per_span,omitempty"`
+	OTTLAttributeReadFloor *float64 `json:"ottl_module_attribute_read_floor_ns_per_span,omitempty"`
 }
 
 // AuthResult compares fallomauth with contrib's bearertokenauth.
