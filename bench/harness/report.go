@@ -282,7 +282,9 @@ func Markdown(res *Results) string {
 				f1(ov.Load.LatencyOK.P99), f0(ov.MaxRSSMiB), ov.MemoryLimitMiB, ov.Survived, rec)
 		}
 		p("\n")
+		noRetryAfter := false
 		for _, ov := range res.Overload {
+			noRetryAfter = noRetryAfter || ov.ThrottledRetryAfter < ov.Throttled
 			p("- `%s`: %s\n", ov.Pipeline, overloadVerdict(ov))
 			for _, code := range sortedKeys(ov.Load.ErrorSamples) {
 				p("  - first HTTP %d answer: `%s`; Retry-After on %d of %d.\n", code, strings.ReplaceAll(oneLine(ov.Load.ErrorSamples[code], nil), "`", "'"), ov.Load.RetryAfter[code], ov.Load.Status[code])
@@ -290,6 +292,9 @@ func Markdown(res *Results) string {
 			for cause, msg := range ov.Load.TransportSamples {
 				p("  - no answer (%s, %d requests), e.g. `%s`\n", cause, ov.Load.TransportErrors[cause], strings.ReplaceAll(oneLine(msg, nil), "`", "'"))
 			}
+		}
+		if noRetryAfter {
+			p("\nWhy some 429/503 carry no Retry-After: the stock OTLP receiver (otlpreceiver, `otlphttp.go` `writeStatusResponse`) sets Retry-After only when the pipeline returns a gRPC status with a `RetryInfo` detail. A plain error (the memory_limiter's \"data refused due to high memory usage\", exporterhelper's \"sending queue is full\") becomes 503 Unavailable without it. 503 is still retryable for OTLP exporters, which then back off on their own schedule.\n")
 		}
 		p("\n")
 	}
