@@ -510,6 +510,9 @@ func vercelCompletion(text *pcommon.Value, toolCalls *pcommon.Value, reasoning *
 	if reasoning != nil {
 		msg.Reasoning = valueText(*reasoning)
 	}
+	if s, _ := msg.Content.(string); s == "" && len(msg.ToolCalls) > 0 {
+		msg.Content = nil // a tool-call turn has no text, as in the OpenAI shape
+	}
 	return marshalMsgs([]normMsg{msg})
 }
 

@@ -304,6 +304,8 @@ func TestDialectVercelAI(t *testing.T) {
 	assert.Equal(t, int64(120), v5[fallomattr.ReasoningTokens])
 	completion := messages(t, v5, fallomattr.Completion)
 	require.Len(t, completion, 1)
+	assert.Nil(t, completion[0]["content"])
+	assert.Contains(t, completion[0], "content")
 	assert.Equal(t, []any{map[string]any{"id": "t1", "type": "function", "function": map[string]any{"name": "search", "arguments": `{"q":"otel"}`}}}, completion[0]["tool_calls"])
 	wantIn := 500*perM(3) + 1500*perM(0.30)
 	assert.InDelta(t, wantIn+300*perM(15), v5[fallomattr.TotalCostUSD], 1e-12, "reasoning is inside output: priced once")

@@ -422,3 +422,35 @@ func TestTelemetryCounts(t *testing.T) {
 	assert.Equal(t, int64(1), sum("otelcol_processor_openroutermapping_generations"), "the root only")
 	assert.Equal(t, int64(1), sum("otelcol_processor_openroutermapping_truncated_values"), "the prompt is over 256 bytes, the completion is not")
 }
+
+// The collector calls ConsumeTraces from many goroutines: the pooled scratch
+// state and the pricing memo must be safe (run with -race).
+func TestConcurrentBatches(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	want := spanAttrs(mustProcess(t, p, loadTraces(t, "openrouter-delivery.json")))
+	inputs := make([]ptrace.Traces, 16)
+	for i := range inputs {
+		inputs[i] = loadTraces(t, "openrouter-delivery.json")
+	}
+	results := make([]ptrace.Traces, len(inputs))
+	done := make(chan int)
+	for i := range inputs {
+		go func() {
+			results[i], _ = p.processTraces(context.Background(), inputs[i])
+			done <- i
+		}()
+	}
+	for range inputs {
+		<-done
+	}
+	for _, r := range results {
+		assert.Equal(t, want, spanAttrs(r))
+	}
+}
+
+func mustProcess(t *testing.T, p *mappingProcessor, td ptrace.Traces) ptrace.Traces {
+	t.Helper()
+	out, err := p.processTraces(context.Background(), td)
+	require.NoError(t, err)
+	return out
+}
