@@ -187,7 +187,7 @@ func (s *Store) writeOnce(ctx context.Context, spans []storage.Span) (storage.Wr
 			res, werr = storage.WriteBatch(ctx, pgTx{tx}, spans)
 			return werr
 		})
-		if !storage.IsConcurrentFirstWrite(err) {
+		if !retryInPlace(err) {
 			break
 		}
 	}
@@ -195,6 +195,17 @@ func (s *Store) writeOnce(ctx context.Context, spans []storage.Span) (storage.Wr
 		return storage.WriteResult{}, s.wrap(err)
 	}
 	return res, nil
+}
+
+// retryInPlace reports errors that another transaction caused and that a
+// new attempt right away resolves: a concurrent first insert of the same
+// span, a deadlock, a serialization failure.
+func retryInPlace(err error) bool {
+	if storage.IsConcurrentFirstWrite(err) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 type pgTx struct{ tx pgx.Tx }
