@@ -1,9 +1,6 @@
 package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 
-import (
-	"strconv"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // A small validating JSON scanner over strings. The OpenRouter shapes
 // ({"messages":[...]} and {"completion":...,"toolCalls":[...],...}) are
@@ -304,29 +301,20 @@ func forEachArrayElem(s string, fn func(start, end int) bool) bool {
 	}
 }
 
-// unquote decodes a raw JSON string literal (with its quotes).
+// unquote decodes a raw JSON string literal (with its quotes): plain ASCII
+// without escapes is sliced, anything else goes through encoding/json
+// (surrogate pairs, \/ and invalid UTF-8 are its business).
 func unquote(raw string) (string, bool) {
 	if len(raw) < 2 {
 		return "", false
 	}
 	inner := raw[1 : len(raw)-1]
-	plain := true
 	for i := 0; i < len(inner); i++ {
 		if inner[i] == '\\' || inner[i] >= utf8.RuneSelf {
-			plain = false
-			break
+			return unquoteSlow(raw)
 		}
 	}
-	if plain {
-		return inner, true
-	}
-	s, err := strconv.Unquote(raw)
-	if err != nil {
-		// JSON escapes strconv does not know (\/) or invalid UTF-8: let
-		// encoding/json decide.
-		return unquoteSlow(raw)
-	}
-	return s, true
+	return inner, true
 }
 
 // appendJSONString appends s as a JSON string literal. Invalid UTF-8 becomes
