@@ -1,4 +1,5 @@
-// Package fallomauthextension authenticates OTLP requests with flm_ API keys.
+// Package fallomauthextension authenticates OTLP requests with fallom API keys
+// (flm_...) and attaches the key's project to the request as the principal.
 package fallomauthextension // import "github.com/fallom/fallom-collector/extension/fallomauthextension"
 
 import (
@@ -15,11 +16,6 @@ func NewFactory() extension.Factory {
 	return extension.NewFactory(metadata.Type, createDefaultConfig, createExtension, metadata.ExtensionStability)
 }
 
-// Config is replaced by the full implementation.
-type Config struct{}
-
-func createDefaultConfig() component.Config { return &Config{} }
-
-func createExtension(context.Context, extension.Settings, component.Config) (extension.Extension, error) {
-	return nil, nil
+func createExtension(_ context.Context, set extension.Settings, cfg component.Config) (extension.Extension, error) {
+	return newAuthenticator(cfg.(*Config), set.TelemetrySettings)
 }

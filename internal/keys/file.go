@@ -1,0 +1,350 @@
+package keys
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/config/configopaque"
+	"go.yaml.in/yaml/v3"
+)
+
+// The keys file is YAML with one top-level field:
+//
+//	keys:
+//	  - name: openrouter-prod
+//	    project: acme
+//	    key_sha256: 9f86d0...
+//	    expires_at: 2027-01-01T00:00:00Z
+//	    revoked: false
+//
+// It is parsed from the YAML node tree rather than decoded into a struct so
+// that (1) every error is written here and can never quote a value (decoder
+// errors quote values, and a misplaced key would be one), and (2) the CLI can
+// edit the tree and keep the user's comments and layout.
+
+// ErrEmptyFile is returned for a file with no YAML content. At start it means
+// "no keys"; on a reload it usually means the file is being rewritten in place,
+// so the extension keeps the last good set. `keys: []` removes all keys.
+var ErrEmptyFile = errors.New("keys file is empty (write `keys: []` to configure no keys)")
+
+const (
+	fieldName      = "name"
+	fieldProject   = "project"
+	fieldKey       = "key"
+	fieldKeySHA256 = "key_sha256"
+	fieldExpiresAt = "expires_at"
+	fieldRevoked   = "revoked"
+	fieldKeys      = "keys"
+)
+
+var knownFields = []string{fieldName, fieldProject, fieldKey, fieldKeySHA256, fieldExpiresAt, fieldRevoked}
+
+// Document is a parsed keys file that can be edited and written back with
+// its comments and layout kept.
+type Document struct {
+	doc *yaml.Node // DocumentNode
+	seq *yaml.Node // the `keys:` SequenceNode
+}
+
+// Parse parses keys file content into entries. Entries are checked for shape
+// here (fields, types, timestamps); call Validate for the semantic checks.
+func Parse(data []byte) ([]Entry, error) {
+	_, entries, err := parseDocument(data)
+	return entries, err
+}
+
+// ParseDocument parses keys file content for editing.
+func ParseDocument(data []byte) (*Document, []Entry, error) {
+	return parseDocument(data)
+}
+
+// NewDocument returns an empty keys file with an explanatory header.
+func NewDocument() *Document {
+	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	root := &yaml.Node{
+		Kind: yaml.MappingNode, Tag: "!!map",
+		HeadComment: "fallom API keys, read by the fallomauth extension (hot-reloaded).\n" +
+			"Managed with `fallomcol keys create|list|revoke`; entries may also be edited by hand.\n" +
+			"Generated keys are stored only as the sha256 of the whole key string.",
+		Content: []*yaml.Node{scalar(fieldKeys), seq},
+	}
+	return &Document{doc: &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}}, seq: seq}
+}
+
+func parseDocument(data []byte) (*Document, []Entry, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, nil, ErrEmptyFile
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("keys file is not valid YAML: %s", Scrub(strings.TrimPrefix(err.Error(), "yaml: ")))
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		// Only comments.
+		return nil, nil, ErrEmptyFile
+	}
+	root := resolve(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		return nil, nil, fmt.Errorf("line %d: keys file must be a mapping with a `keys:` list", root.Line)
+	}
+	var seq *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], resolve(root.Content[i+1])
+		if k.Value != fieldKeys {
+			return nil, nil, fmt.Errorf("line %d: unknown top-level field %s (the only field is `keys`)", k.Line, quoteField(k.Value))
+		}
+		if seq != nil {
+			return nil, nil, fmt.Errorf("line %d: `keys` appears twice", k.Line)
+		}
+		switch {
+		case v.Kind == yaml.SequenceNode:
+			seq = v
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+			// `keys:` with nothing after it: no keys. Replace with a real
+			// sequence so the CLI can append to it.
+			seq = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+			root.Content[i+1] = seq
+		default:
+			return nil, nil, fmt.Errorf("line %d: `keys` must be a list of entries", v.Line)
+		}
+	}
+	if seq == nil {
+		return nil, nil, fmt.Errorf("line %d: keys file has no `keys:` list", root.Line)
+	}
+	entries := make([]Entry, 0, len(seq.Content))
+	var errs []error
+	for i, item := range seq.Content {
+		e, err := parseEntry(resolve(item))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("line %d: keys[%d]: %w", item.Line, i, err))
+			continue
+		}
+		entries = append(entries, e)
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	return &Document{doc: &doc, seq: seq}, entries, nil
+}
+
+func parseEntry(n *yaml.Node) (Entry, error) {
+	var e Entry
+	if n.Kind != yaml.MappingNode {
+		return e, errors.New("entry must be a mapping of name, project, key or key_sha256, expires_at, revoked")
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], resolve(n.Content[i+1])
+		field := k.Value
+		if seen[field] {
+			return e, fmt.Errorf("field %s appears twice", quoteField(field))
+		}
+		seen[field] = true
+		if v.Kind != yaml.ScalarNode {
+			return e, fmt.Errorf("field %s must be a single value", quoteField(field))
+		}
+		if v.Tag == "!!null" {
+			continue
+		}
+		switch field {
+		case fieldName:
+			e.Name = v.Value
+		case fieldProject:
+			e.Project = v.Value
+		case fieldKey:
+			e.Key = configopaque.String(v.Value)
+		case fieldKeySHA256:
+			e.KeySHA256 = v.Value
+		case fieldExpiresAt:
+			t, err := time.Parse(time.RFC3339, v.Value)
+			if err != nil {
+				return e, errors.New("expires_at must be an RFC 3339 time such as 2027-01-01T00:00:00Z")
+			}
+			e.ExpiresAt = t
+		case fieldRevoked:
+			switch strings.ToLower(v.Value) {
+			case "true":
+				e.Revoked = true
+			case "false":
+				e.Revoked = false
+			default:
+				return e, errors.New("revoked must be true or false")
+			}
+		default:
+			return e, fmt.Errorf("unknown field %s (known: %s)", quoteField(field), strings.Join(knownFields, ", "))
+		}
+	}
+	return e, nil
+}
+
+// resolve follows YAML aliases.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+// quoteField quotes a field name for a message, unless it could be key
+// material (someone pasting a key as a mapping key).
+func quoteField(f string) string {
+	if s := Scrub(f); s != f || len(f) > 40 {
+		return "(name not shown)"
+	}
+	return fmt.Sprintf("%q", f)
+}
+
+// keyLike matches anything that could be a key or a long part of one.
+var keyLike = regexp.MustCompile(`flm_[A-Za-z0-9_-]*|[A-Za-z0-9_+/=-]{16,}`)
+
+// Scrub removes anything key-like from a message that may quote input. It is
+// the backstop for messages written by libraries; our own messages never
+// quote values in the first place.
+func Scrub(msg string) string {
+	return keyLike.ReplaceAllString(msg, "[redacted]")
+}
+
+// Entries returns the number of entries in the document.
+func (d *Document) Entries() int { return len(d.seq.Content) }
+
+// Append adds a key_sha256 entry (generated keys never appear in plaintext).
+func (d *Document) Append(name, project string, digest Digest, expiresAt time.Time, comment string) {
+	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", HeadComment: comment}
+	m.Content = append(m.Content,
+		scalar(fieldName), scalar(name),
+		scalar(fieldProject), scalar(project),
+		scalar(fieldKeySHA256), scalar(digest.Hex()),
+	)
+	if !expiresAt.IsZero() {
+		m.Content = append(m.Content, scalar(fieldExpiresAt),
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!timestamp", Value: expiresAt.UTC().Format(time.RFC3339)})
+	}
+	// An empty `keys: []` is a flow sequence; appended entries read better
+	// in block style.
+	d.seq.Style = 0
+	d.seq.Content = append(d.seq.Content, m)
+}
+
+// Revoke sets `revoked: true` on the entry called name. It returns false if
+// there is no such entry.
+func (d *Document) Revoke(name, comment string) bool {
+	for _, item := range d.seq.Content {
+		m := resolve(item)
+		if m.Kind != yaml.MappingNode || fieldValue(m, fieldName) != name {
+			continue
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == fieldRevoked {
+				v := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true", LineComment: comment}
+				m.Content[i+1] = v
+				return true
+			}
+		}
+		m.Content = append(m.Content, scalar(fieldRevoked),
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true", LineComment: comment})
+		return true
+	}
+	return false
+}
+
+func fieldValue(m *yaml.Node, field string) string {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == field {
+			return resolve(m.Content[i+1]).Value
+		}
+	}
+	return ""
+}
+
+// Bytes renders the document.
+func (d *Document) Bytes() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(d.doc); err != nil {
+		return nil, fmt.Errorf("rendering keys file: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("rendering keys file: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+func scalar(v string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
+}
+
+// WriteFileAtomic replaces path with data so that readers (the extension's
+// watcher) see either the old or the new content, never a partial file: it
+// writes a temporary file in the same directory, syncs it and renames it over
+// path. A new file and its directory are created private (0600 / 0700); an
+// existing file keeps its mode.
+func WriteFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating directory for keys file: %w", err)
+	}
+	mode := os.FileMode(0o600)
+	if fi, statErr := os.Stat(path); statErr == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("creating temporary keys file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("writing temporary keys file: %w", err)
+	}
+	if err = tmp.Chmod(mode); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("setting keys file mode: %w", err)
+	}
+	if err = tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("syncing keys file: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("closing temporary keys file: %w", err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replacing keys file: %w", err)
+	}
+	// Make the rename durable; failure here does not undo the write.
+	if d, dirErr := os.Open(dir); dirErr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
+
+// ReadDocument reads the keys file for editing. A missing file yields a new
+// empty document; exists reports which.
+func ReadDocument(path string) (doc *Document, entries []Entry, exists bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return NewDocument(), nil, false, nil
+	}
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("reading keys file: %w", err)
+	}
+	doc, entries, err = ParseDocument(data)
+	if errors.Is(err, ErrEmptyFile) {
+		return NewDocument(), nil, true, nil
+	}
+	if err != nil {
+		return nil, nil, true, fmt.Errorf("%s: %w", path, err)
+	}
+	return doc, entries, true, nil
+}
