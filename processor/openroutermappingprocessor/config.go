@@ -3,6 +3,7 @@ package openroutermappingprocessor // import "github.com/fallom/fallom-collector
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/fallom/fallom-collector/internal/pricing"
@@ -32,15 +33,21 @@ type Config struct {
 	// PricingFile is a YAML file of per-token prices that override the
 	// built-in table (see README).
 	PricingFile string `mapstructure:"pricing_file"`
+
+	// RetryAfter is the back-off that retryable errors from later pipeline
+	// stages (memory_limiter, exporter) ask of the client: the receiver sends
+	// it as `Retry-After` with HTTP 503. 0 leaves those errors as they are.
+	RetryAfter time.Duration `mapstructure:"retry_after"`
 }
 
 const (
 	defaultMaxValueBytes = 1 << 20
 	minMaxValueBytes     = 256
+	defaultRetryAfter    = 5 * time.Second
 )
 
 func createDefaultConfig() *Config {
-	return &Config{MaxValueBytes: defaultMaxValueBytes}
+	return &Config{MaxValueBytes: defaultMaxValueBytes, RetryAfter: defaultRetryAfter}
 }
 
 // Validate checks the configuration, including that the pricing file loads.
@@ -50,6 +57,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("max_value_bytes must be 0 (no limit) or positive, got %d", c.MaxValueBytes))
 	} else if c.MaxValueBytes > 0 && c.MaxValueBytes < minMaxValueBytes {
 		errs = append(errs, fmt.Errorf("max_value_bytes must be 0 (no limit) or at least %d, got %d", minMaxValueBytes, c.MaxValueBytes))
+	}
+	if c.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("retry_after must be 0 (off) or positive, got %v", c.RetryAfter))
 	}
 	if c.DropContent && c.KeepOriginalContent {
 		errs = append(errs, errors.New("drop_content and keep_original_content contradict each other: drop_content removes the original content"))

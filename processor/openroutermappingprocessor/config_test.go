@@ -22,11 +22,11 @@ func TestLoadConfig(t *testing.T) {
 		want    *Config
 		wantErr string
 	}{
-		{id: component.NewID(metadata.Type), want: &Config{MaxValueBytes: 1 << 20}},
+		{id: component.NewID(metadata.Type), want: &Config{MaxValueBytes: 1 << 20, RetryAfter: defaultRetryAfter}},
 		{id: component.NewIDWithName(metadata.Type, "private"), want: &Config{
-			DefaultProjectID: "acme", DropContent: true, MaxValueBytes: 65536, PricingFile: "testdata/prices.yaml",
+			DefaultProjectID: "acme", DropContent: true, MaxValueBytes: 65536, PricingFile: "testdata/prices.yaml", RetryAfter: defaultRetryAfter,
 		}},
-		{id: component.NewIDWithName(metadata.Type, "sidecar"), want: &Config{KeepOriginalContent: true}},
+		{id: component.NewIDWithName(metadata.Type, "sidecar"), want: &Config{KeepOriginalContent: true, RetryAfter: defaultRetryAfter}},
 		{id: component.NewIDWithName(metadata.Type, "contradiction"), wantErr: "drop_content and keep_original_content contradict"},
 		{id: component.NewIDWithName(metadata.Type, "negative"), wantErr: "max_value_bytes must be 0 (no limit) or positive"},
 		{id: component.NewIDWithName(metadata.Type, "tiny"), wantErr: "at least 256"},

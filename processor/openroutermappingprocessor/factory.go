@@ -25,7 +25,12 @@ func NewFactory() processor.Factory {
 }
 
 func createTraces(ctx context.Context, set processor.Settings, cfg component.Config, next consumer.Traces) (processor.Traces, error) {
-	p, err := newMappingProcessor(cfg.(*Config), set.TelemetrySettings)
+	oCfg := cfg.(*Config)
+	p, err := newMappingProcessor(oCfg, set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	next, err = withRetryAfter(next, oCfg.RetryAfter)
 	if err != nil {
 		return nil, err
 	}
