@@ -22,11 +22,29 @@ type Machine struct {
 	Kernel    string  `json:"kernel"`
 	GoVersion string  `json:"go_version"`
 	Commit    string  `json:"commit,omitempty"`
+	// Load averages (1 min) when the run started and ended: other work on
+	// the machine during the run shows here.
+	LoadAvgStart float64 `json:"loadavg_start"`
+	LoadAvgEnd   float64 `json:"loadavg_end"`
+}
+
+// LoadAvg is the 1-minute load average.
+func LoadAvg() float64 {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // ReadMachine reads /proc and the toolchain.
 func ReadMachine(root string) Machine {
-	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	m := Machine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), LoadAvgStart: LoadAvg()}
 	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(raw), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -205,6 +223,10 @@ func Markdown(res *Results) string {
 	p("Machine: %d CPUs (%s), %.1f GiB memory, Linux %s, %s", m.CPUs, m.CPUModel, m.MemoryGiB, m.Kernel, m.GoVersion)
 	if m.Commit != "" {
 		p(", commit %s", m.Commit)
+	}
+	p(". Load average (1 min) %.1f at the start, %.1f at the end", m.LoadAvgStart, m.LoadAvgEnd)
+	if max(m.LoadAvgStart, m.LoadAvgEnd) > float64(m.CPUs)+1 {
+		p(" (other work was running: absolute figures are depressed, and the interleaved rounds spread it over all pipelines)")
 	}
 	p(". The load generator runs on the same machine and competes with the collector for the same cores, alike for every pipeline. Run took %.0f s.\n\n", res.DurationS)
 

@@ -266,6 +266,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 	}
 	summarize(res)
 	res.DurationS = time.Since(start).Seconds()
+	res.Machine.LoadAvgEnd = LoadAvg()
 	if o.JSONOut != "" {
 		if err := WriteJSON(o.JSONOut, res); err != nil {
 			return res, err
