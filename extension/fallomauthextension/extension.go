@@ -46,6 +46,9 @@ type authenticator struct {
 	wg           sync.WaitGroup
 	shutdownOnce sync.Once
 	fileState    fileState
+	// noNotify turns file-system notifications off (tests of the periodic
+	// check, which is what remains on file systems without notifications).
+	noNotify bool
 }
 
 func newAuthenticator(cfg *Config, set component.TelemetrySettings) (*authenticator, error) {
@@ -121,9 +124,12 @@ func (a *authenticator) Authenticate(ctx context.Context, sources map[string][]s
 	}
 	digest := keys.DigestOf(key)
 	rec := a.keys.Load().byDigest[digest]
-	// The map lookup already matched the digest; the explicit constant-time
-	// compare of the fixed-length digests keeps the decision itself free of
-	// data-dependent timing, whatever the map implementation does.
+	// The map finds the candidate by digest. Its own equality check is not
+	// constant-time, but it only sees digests of the presented key, whose
+	// timing says nothing about a stored key (that would take a preimage).
+	// The decision is this constant-time compare of two fixed-length digests:
+	// unlike comparing raw tokens, it leaks neither which key matched nor its
+	// length.
 	if rec == nil || subtle.ConstantTimeCompare(rec.digest[:], digest[:]) != 1 {
 		return ctx, a.reject(ctx, reasonUnknownKey, nil)
 	}

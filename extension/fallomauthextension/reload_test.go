@@ -166,21 +166,26 @@ func (h *harness) reloadCount(outcome string) int64 {
 }
 
 // TestKeysFileCreatedAfterStart: a missing keys file is fine at start and is
-// loaded once it appears, in an existing directory (watcher only) and in a
-// directory that does not exist yet (picked up by the periodic check).
+// loaded as soon as it appears: in an existing directory, in a directory that
+// does not exist yet (the quickstart: ./data is created by the extension so
+// the watcher sees the first key at once), and with notifications off, by the
+// periodic check alone.
 func TestKeysFileCreatedAfterStart(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		subdir   string
 		interval time.Duration
+		noNotify bool
 	}{
-		{"directory exists, watcher only", "", 0},
-		{"directory created later", "not/there/yet", 50 * time.Millisecond},
+		{name: "directory exists, watcher only", interval: 0},
+		{name: "directory missing at start, watcher only", subdir: "fresh/data", interval: 0},
+		{name: "no notifications, periodic check only", subdir: "polled", interval: 50 * time.Millisecond, noNotify: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := genKeys(t, 1)[0]
 			file := filepath.Join(t.TempDir(), tc.subdir, "keys.yaml")
-			h := newHarness(t, &Config{KeysFile: file, ReloadInterval: tc.interval}, withSecrets(k))
+			h := newHarness(t, &Config{KeysFile: file, ReloadInterval: tc.interval}, withSecrets(k),
+				func(h *harness) { h.auth.noNotify = tc.noNotify })
 			require.Equal(t, 1, h.logCount("keys file does not exist yet"))
 			h.requireRejected(h.bearerHTTP(k), ErrUnknownKey)
 

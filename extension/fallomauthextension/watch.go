@@ -20,6 +20,10 @@ import (
 // noCtx is for telemetry recorded outside any request.
 var noCtx = context.Background()
 
+// errNotificationsOff is reported when tests turn notifications off to
+// exercise the periodic check alone.
+var errNotificationsOff = errors.New("file-system notifications disabled")
+
 // reloadDebounce coalesces the burst of events of one save (create temp,
 // write, rename) into one read.
 const reloadDebounce = 50 * time.Millisecond
@@ -91,7 +95,11 @@ func (a *authenticator) apply(set *keySet, sum [sha256.Size]byte, verb string) {
 // would lose. A periodic re-read (reload_interval) covers file systems
 // without notifications and a directory that does not exist yet.
 func (a *authenticator) startWatching() {
-	w, err := fsnotify.NewWatcher()
+	var w *fsnotify.Watcher
+	err := errNotificationsOff
+	if !a.noNotify {
+		w, err = fsnotify.NewWatcher()
+	}
 	if err != nil {
 		a.logger.Warn("cannot watch the keys file; relying on the periodic check",
 			zap.String("keys_file", a.keysFile), zap.Duration("reload_interval", a.reloadInterval), zap.Error(err))
@@ -109,6 +117,12 @@ func (a *authenticator) watchDir() {
 		return
 	}
 	dir := filepath.Dir(a.keysFile)
+	// A fresh install has no ./data yet; creating it (private, like `keys
+	// create` would) lets the watcher see the first key the moment it is
+	// written instead of at the next periodic check.
+	if err := os.MkdirAll(dir, 0o700); err != nil && !st.watchErrLogged {
+		a.logger.Info("cannot create the keys file directory", zap.String("dir", dir), zap.Error(err))
+	}
 	if err := st.watcher.Add(dir); err != nil {
 		if !st.watchErrLogged {
 			st.watchErrLogged = true
