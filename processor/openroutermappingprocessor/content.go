@@ -1,6 +1,8 @@
 package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 
 import (
+	"github.com/fallom/fallom-collector/internal/jsonenc"
+
 	"bytes"
 	"encoding/json"
 	"sort"
@@ -139,7 +141,7 @@ func openRouterContent(s, defRole string, h *hints) (string, bool) {
 	var b strings.Builder
 	b.Grow(48 + len(completion) + len(reasoning) + len(toolCalls))
 	b.WriteString(`[{"role":`)
-	b.Write(appendJSONString(nil, defRole))
+	b.Write(jsonenc.AppendString(nil, defRole))
 	b.WriteString(`,"content":`)
 	b.WriteString(completion)
 	if toolCalls != "" {

@@ -317,52 +317,6 @@ func unquote(raw string) (string, bool) {
 	return inner, true
 }
 
-// appendJSONString appends s as a JSON string literal. Invalid UTF-8 becomes
-// U+FFFD (the stored text must be valid UTF-8: PostgreSQL rejects it
-// otherwise); HTML characters are not escaped.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		// U+2028/2029 are valid JSON; left as is.
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
 const (
 	lsb = 0x0101010101010101
 	msb = 0x8080808080808080

@@ -1,6 +1,8 @@
 package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 
 import (
+	"github.com/fallom/fallom-collector/internal/jsonenc"
+
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -602,7 +604,7 @@ func (p *mappingProcessor) limitContent(st *spanState, s, name, role string) str
 	for {
 		b := make([]byte, 0, limit)
 		b = append(b, head...)
-		b = appendJSONString(b, cutUTF8(s, max(n, 0)))
+		b = jsonenc.AppendString(b, cutUTF8(s, max(n, 0)))
 		b = append(b, "}]"...)
 		if len(b) <= limit || n <= 0 {
 			return string(b)

@@ -1,6 +1,8 @@
 package openroutermappingprocessor
 
 import (
+	"github.com/fallom/fallom-collector/internal/jsonenc"
+
 	"math"
 	"testing"
 
@@ -90,7 +92,7 @@ func TestAppendJSONString(t *testing.T) {
 		"<b>&é☀️":          `"<b>&é☀️"`,
 		"bad\xffutf8":      "\"bad\ufffdutf8\"",
 	} {
-		got := string(appendJSONString(nil, in))
+		got := string(jsonenc.AppendString(nil, in))
 		assert.Equal(t, want, got)
 		assert.True(t, validJSON(got))
 	}
