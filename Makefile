@@ -40,6 +40,7 @@ COMPONENT_SRC := $(shell find config extension processor exporter internal -name
 $(OCB_STAMP): builder-config.yaml go.mod go.sum $(COMPONENT_SRC) | ocb
 	@rm -rf $(OCB_OUT) && mkdir -p .build
 	@"$(OCB)" --config builder-config.yaml --skip-compilation >.build/ocb.log 2>&1 || { cat .build/ocb.log; exit 1; }
+	@gofmt -w $(OCB_OUT)/components.go  # ocb's import block is not gofmt-clean
 	@touch $@
 
 # Regenerates the ocb-owned sources of cmd/fallomcol.
