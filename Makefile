@@ -74,6 +74,9 @@ run: build
 test: check-generated build
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@# The components and their shared code once more under the race detector
+	@# (key reloads under requests, exporter queues, storage pools; needs cgo).
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./extension/... ./processor/... ./exporter/... ./internal/...
 	@if [ -f bench/ottl/go.mod ]; then cd bench/ottl && $(GO) vet ./... && $(GO) test -count=1 ./...; fi
 
 bench: build
