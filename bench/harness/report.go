@@ -268,6 +268,13 @@ func Markdown(res *Results) string {
 				p("- `%s`: %s.\n", name, pr.Description)
 			}
 		}
+		var gen []string
+		for _, name := range AllPipelines {
+			if pr := res.Pipelines[name]; pr != nil && pr.SpansPerSec > 0 {
+				gen = append(gen, name+" "+f3(pr.LoadgenCPUPer10k))
+			}
+		}
+		p("- The load generator's own CPU per 10k acknowledged spans (same cores): %s s.\n", strings.Join(gen, ", "))
 		p("- \"acked spans lost\": acknowledged spans missing from the database after the collector's clean shutdown (the peer writes a JSON file that is not checked; its batch processor acknowledges before writing).\n\n")
 	}
 
@@ -292,16 +299,20 @@ func Markdown(res *Results) string {
 		p("## Overload\n\n")
 		p("Each collector was sent %.0fx its saturated throughput for %.0f s, open loop (requests start on schedule whatever the answers, as independent OpenRouter deliveries do; at most %d outstanding, further due requests are shed by the client and counted; 10 s client timeout). Then a light load checks that it recovers.\n\n",
 			s.OverloadFactor, s.OverloadS, s.OverloadMaxInFlight)
-		p("| pipeline | offered spans/s | acked spans/s | answers by status | 429/503 with Retry-After | no answer | shed by client | p99 ms (2xx) | max RSS MiB (limit) | survived | recovery |\n")
-		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		p("| pipeline | offered spans/s | acked spans/s (vs saturated) | answers by status | 429/503 with Retry-After | no answer | shed by client | p99 ms (2xx) | max RSS MiB (limit) | CPU s collector / load generator | survived | recovery |\n")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, ov := range res.Overload {
 			rec := "n/a"
 			if ov.Recovery != nil {
 				rec = fmt.Sprintf("%d/%d spans acked", ov.Recovery.AckedSpans, ov.Recovery.SentSpans)
 			}
-			p("| %s | %s | %s | %s | %d of %d | %s | %d | %s | %s (%d) | %v | %s |\n", ov.Pipeline, f0(ov.TargetSpansPerSec), f0(ov.Load.SpansPerSec),
+			vs := "n/a"
+			if ov.SaturatedSpansPerSec > 0 {
+				vs = strconv.FormatFloat(100*ov.Load.SpansPerSec/ov.SaturatedSpansPerSec, 'f', 0, 64) + "%"
+			}
+			p("| %s | %s | %s (%s) | %s | %d of %d | %s | %d | %s | %s (%d) | %s / %s | %v | %s |\n", ov.Pipeline, f0(ov.TargetSpansPerSec), f0(ov.Load.SpansPerSec), vs,
 				statusList(ov.Load.Status), ov.ThrottledRetryAfter, ov.Throttled, transportList(ov.Load.TransportErrors), ov.Load.Shed,
-				f1(ov.Load.LatencyOK.P99), f0(ov.MaxRSSMiB), ov.MemoryLimitMiB, ov.Survived, rec)
+				f1(ov.Load.LatencyOK.P99), f0(ov.MaxRSSMiB), ov.MemoryLimitMiB, f1(ov.CollectorCPUSeconds), f1(ov.LoadgenCPUSeconds), ov.Survived, rec)
 		}
 		p("\n")
 		noRetryAfter := false
@@ -442,6 +453,10 @@ func overloadVerdict(ov OverloadResult) string {
 		parts = append(parts, fmt.Sprintf("answered %d requests 429/503 (retryable), none with a Retry-After header", ov.Throttled))
 	default:
 		parts = append(parts, fmt.Sprintf("answered %d requests 429/503, %d of them with Retry-After", ov.Throttled, ov.ThrottledRetryAfter))
+	}
+	if ov.SaturatedSpansPerSec > 0 {
+		parts = append(parts, fmt.Sprintf("while overloaded it acknowledged %s spans/s, %s%% of its saturated throughput",
+			f0(ov.Load.SpansPerSec), f0(100*ov.Load.SpansPerSec/ov.SaturatedSpansPerSec)))
 	}
 	if ov.MaxRSSMiB > 0 {
 		if ov.MaxRSSMiB < float64(ov.MemoryLimitMiB) {

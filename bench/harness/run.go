@@ -112,31 +112,37 @@ type RampStep struct {
 
 // Sample is one measured run of one pipeline.
 type Sample struct {
-	Round       int            `json:"round"`
-	Concurrency int            `json:"concurrency"`
-	SpansPerSec float64        `json:"spans_per_s"`
-	CPUSeconds  float64        `json:"cpu_s"`
-	CPUPer10k   float64        `json:"cpu_s_per_10k_spans"`
-	DBCPUPer10k *float64       `json:"db_cpu_s_per_10k_spans,omitempty"`
-	PeakRSSMiB  float64        `json:"peak_rss_mib"`
-	Load        loadgen.Result `json:"load"`
-	AckedTotal  int64          `json:"acked_total"`            // warmup + measured
-	StoredSpans *int64         `json:"stored_spans,omitempty"` // rows after shutdown
-	Error       string         `json:"error,omitempty"`
+	Round       int      `json:"round"`
+	Concurrency int      `json:"concurrency"`
+	SpansPerSec float64  `json:"spans_per_s"`
+	CPUSeconds  float64  `json:"cpu_s"`
+	CPUPer10k   float64  `json:"cpu_s_per_10k_spans"`
+	DBCPUPer10k *float64 `json:"db_cpu_s_per_10k_spans,omitempty"`
+	PeakRSSMiB  float64  `json:"peak_rss_mib"`
+	// LoadgenCPUSeconds is what the load generator (this process) used in
+	// the measured window, on the same cores.
+	LoadgenCPUSeconds float64        `json:"loadgen_cpu_s"`
+	Load              loadgen.Result `json:"load"`
+	AckedTotal        int64          `json:"acked_total"`            // warmup + measured
+	StoredSpans       *int64         `json:"stored_spans,omitempty"` // rows after shutdown
+	Error             string         `json:"error,omitempty"`
 }
 
 // PipelineResult summarises a pipeline over the rounds: medians of spans/s
 // and CPU, the highest peak RSS.
 type PipelineResult struct {
-	SpansPerSec  float64  `json:"spans_per_s"`
-	CPUPer10k    float64  `json:"cpu_s_per_10k_spans"`
-	PeakRSSMiB   float64  `json:"peak_rss_mib"`
-	DBCPUPer10k  *float64 `json:"db_cpu_s_per_10k_spans,omitempty"`
-	SpansPerSMin float64  `json:"spans_per_s_min"`
-	SpansPerSMax float64  `json:"spans_per_s_max"`
-	P50ms        float64  `json:"p50_ms"`
-	P99ms        float64  `json:"p99_ms"`
-	Errors       int64    `json:"errors"`
+	SpansPerSec float64  `json:"spans_per_s"`
+	CPUPer10k   float64  `json:"cpu_s_per_10k_spans"`
+	PeakRSSMiB  float64  `json:"peak_rss_mib"`
+	DBCPUPer10k *float64 `json:"db_cpu_s_per_10k_spans,omitempty"`
+	// LoadgenCPUPer10k is the load generator's CPU per 10k acknowledged
+	// spans (median): the share of the machine the measurement itself took.
+	LoadgenCPUPer10k float64 `json:"loadgen_cpu_s_per_10k_spans"`
+	SpansPerSMin     float64 `json:"spans_per_s_min"`
+	SpansPerSMax     float64 `json:"spans_per_s_max"`
+	P50ms            float64 `json:"p50_ms"`
+	P99ms            float64 `json:"p99_ms"`
+	Errors           int64   `json:"errors"`
 	// LostAcked is the number of acknowledged spans missing from storage
 	// after a clean shutdown, over all runs (nil: storage not queryable).
 	LostAcked   *int64     `json:"lost_acked_spans,omitempty"`
@@ -150,15 +156,20 @@ type PipelineResult struct {
 // OverloadResult is what a collector did at OverloadFactor x its saturated
 // load.
 type OverloadResult struct {
-	Pipeline            string          `json:"pipeline"`
-	TargetSpansPerSec   float64         `json:"target_spans_per_s"`
-	RequestsPerSec      float64         `json:"requests_per_s"`
-	Load                loadgen.Result  `json:"load"`
-	Throttled           int64           `json:"answers_429_503"`
-	ThrottledRetryAfter int64           `json:"answers_429_503_with_retry_after"`
-	MaxRSSMiB           float64         `json:"max_rss_mib"`  // sampled VmRSS during the phase
-	PeakRSSMiB          float64         `json:"peak_rss_mib"` // VmHWM
-	MemoryLimitMiB      int             `json:"memory_limit_mib"`
+	Pipeline             string         `json:"pipeline"`
+	TargetSpansPerSec    float64        `json:"target_spans_per_s"`
+	SaturatedSpansPerSec float64        `json:"saturated_spans_per_s"`
+	RequestsPerSec       float64        `json:"requests_per_s"`
+	Load                 loadgen.Result `json:"load"`
+	Throttled            int64          `json:"answers_429_503"`
+	ThrottledRetryAfter  int64          `json:"answers_429_503_with_retry_after"`
+	MaxRSSMiB            float64        `json:"max_rss_mib"`  // sampled VmRSS during the phase
+	PeakRSSMiB           float64        `json:"peak_rss_mib"` // VmHWM
+	MemoryLimitMiB       int            `json:"memory_limit_mib"`
+	// CPU used during the overload window by the collector and by the load
+	// generator (which shares the cores).
+	CollectorCPUSeconds float64         `json:"collector_cpu_s"`
+	LoadgenCPUSeconds   float64         `json:"loadgen_cpu_s"`
 	Survived            bool            `json:"survived"`
 	Recovery            *loadgen.Result `json:"recovery,omitempty"`
 	Error               string          `json:"error,omitempty"`
@@ -477,10 +488,14 @@ func measure(ctx context.Context, w *World, name string, round, c int, o Options
 	if inst.DBPid != 0 {
 		db0, _ = TreeCPUSeconds(inst.DBPid)
 	}
+	gen0, _ := CPUSeconds(os.Getpid())
 	s.Load, err = loadgen.Run(ctx, loadConfig(inst, w.Key, c, o.Measure, o))
 	if err != nil {
 		s.Error = err.Error()
 		return s
+	}
+	if gen1, err := CPUSeconds(os.Getpid()); err == nil {
+		s.LoadgenCPUSeconds = gen1 - gen0
 	}
 	time.Sleep(settle)
 	cpu1, err := CPUSeconds(pid)
@@ -531,7 +546,7 @@ func measure(ctx context.Context, w *World, name string, round, c int, o Options
 }
 
 func overload(ctx context.Context, w *World, name string, target float64, o Options) (ov OverloadResult) {
-	ov = OverloadResult{Pipeline: name, TargetSpansPerSec: target, MemoryLimitMiB: o.MemoryLimitMiB}
+	ov = OverloadResult{Pipeline: name, TargetSpansPerSec: target, SaturatedSpansPerSec: target / o.OverloadFactor, MemoryLimitMiB: o.MemoryLimitMiB}
 	perRequest := float64(loadgen.SpansPerDelivery)
 	ov.RequestsPerSec = target / perRequest
 	inst, err := w.Start(ctx, name)
@@ -565,10 +580,18 @@ func overload(ctx context.Context, w *World, name string, target float64, o Opti
 			}
 		}
 	}()
+	gen0, _ := CPUSeconds(os.Getpid())
+	col0, _ := CPUSeconds(pid)
 	ov.Load, err = loadgen.Run(ctx, loadgen.Config{
 		URL: inst.URL, APIKey: w.Key, Rate: ov.RequestsPerSec, MaxInFlight: o.OverloadMaxInFlight,
 		Duration: o.OverloadDuration, Timeout: 10 * time.Second, Delivery: o.Delivery,
 	})
+	if gen1, err := CPUSeconds(os.Getpid()); err == nil {
+		ov.LoadgenCPUSeconds = gen1 - gen0
+	}
+	if col1, err := CPUSeconds(pid); err == nil {
+		ov.CollectorCPUSeconds = col1 - col0
+	}
 	close(done)
 	wg.Wait()
 	ov.MaxRSSMiB = float64(maxRSS) / mib
@@ -601,7 +624,7 @@ func overload(ctx context.Context, w *World, name string, target float64, o Opti
 }
 
 func aggregate(pr *PipelineResult) {
-	var sps, cpu, db, p50, p99 []float64
+	var sps, cpu, db, p50, p99, gen []float64
 	var lost int64
 	queryable := false
 	for _, s := range pr.Samples {
@@ -611,6 +634,7 @@ func aggregate(pr *PipelineResult) {
 		}
 		sps = append(sps, s.SpansPerSec)
 		cpu = append(cpu, s.CPUPer10k)
+		gen = append(gen, s.LoadgenCPUSeconds/float64(s.Load.AckedSpans)*1e4)
 		p50 = append(p50, s.Load.LatencyOK.P50)
 		p99 = append(p99, s.Load.LatencyOK.P99)
 		if s.DBCPUPer10k != nil {
@@ -625,7 +649,7 @@ func aggregate(pr *PipelineResult) {
 	if len(sps) == 0 {
 		return
 	}
-	pr.SpansPerSec, pr.CPUPer10k = median(sps), median(cpu)
+	pr.SpansPerSec, pr.CPUPer10k, pr.LoadgenCPUPer10k = median(sps), median(cpu), median(gen)
 	pr.SpansPerSMin, pr.SpansPerSMax = slices.Min(sps), slices.Max(sps)
 	pr.P50ms, pr.P99ms = median(p50), median(p99)
 	if len(db) > 0 {
