@@ -50,7 +50,7 @@ func checkPresence(t *testing.T, fig *caseFigures, l *ledger, stored map[spanKey
 func TestKill9UnderLoad(t *testing.T) {
 	fig := newCase(t, "kill -9 under load (default config, SQLite, HTTP+gRPC senders)")
 	c, key := startDefault(t, fig, "acme")
-	rounds := pick(3, 12)
+	rounds := pick(3, 20)
 	l := &load{
 		senders: pick(6, 12), deliveries: 4, promptBytes: 1500, retry: true,
 		transports: []string{viaJSON, viaProtoGzip, viaGRPC},
@@ -320,8 +320,8 @@ service:
 	c.requireUp(t)
 	integrityCheck(t, dbPath)
 	checkPresence(t, fig, l, storedKeys(t, openSQLite(t, dbPath), ""), len(failed))
-	fig.note("tmpfs of 32 MiB filled with a file: %d requests refused with %d %s (code %d, %q); after the file was removed the retried payloads were stored once; PRAGMA integrity_check ok during and after: %s",
-		len(failed), fullErr.code, fullErr.contentType, st.Code, firstLine(st.Message), l.summary())
+	fig.note("tmpfs of 32 MiB filled with a file: %d requests refused with %d %s, Retry-After %q (code %d, %q); after the file was removed the retried payloads were stored once; PRAGMA integrity_check ok during and after: %s",
+		len(failed), fullErr.code, fullErr.contentType, fullErr.retryAfter, st.Code, firstLine(st.Message), l.summary())
 	assert.Equal(t, 503, fullErr.code)
 	assert.Equal(t, "5", fullErr.retryAfter, "openroutermapping's retry_after (5 s) on a retryable storage error")
 }

@@ -100,7 +100,7 @@ func (c *collector) checkAlive() {
 	}
 	c.ended = true
 	c.fig.addCrash()
-	c.t.Errorf("the collector died (crash):\n%s", tail(c.Logs(), 60))
+	c.t.Errorf("the collector died (crash; exit: %v):\n%s", c.Stop(), tail(c.Logs(), 60))
 }
 
 // requireUp asserts the process still runs (between cases).
@@ -109,7 +109,7 @@ func (c *collector) requireUp(t *testing.T) {
 	if c.Exited() && !c.ended {
 		c.ended = true
 		c.fig.addCrash()
-		t.Fatalf("the collector died (crash):\n%s", tail(c.Logs(), 60))
+		t.Fatalf("the collector died (crash; exit: %v):\n%s", c.Stop(), tail(c.Logs(), 60))
 	}
 }
 
@@ -546,10 +546,18 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
+// tail returns the last log entries of s: timestamped lines and Go panic
+// headers, without the stack traces zap prints under errors.
 func tail(s string, lines int) string {
-	parts := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(parts) > lines {
-		parts = parts[len(parts)-lines:]
+	var keep []string
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if line != "" && (line[0] >= '0' && line[0] <= '9' || strings.HasPrefix(line, "panic") ||
+			strings.HasPrefix(line, "fatal error") || strings.HasPrefix(line, "Error:")) {
+			keep = append(keep, line)
+		}
 	}
-	return strings.Join(parts, "\n")
+	if len(keep) > lines {
+		keep = keep[len(keep)-lines:]
+	}
+	return strings.Join(keep, "\n")
 }

@@ -75,9 +75,9 @@ func (s *rssSampler) finish() (peakMiB float64, samples int64) {
 // with a small memory_limiter (FALLOM_MEMORY_LIMIT_MIB=200) and sends a
 // burst of large OpenRouter deliveries from many senders at once. The
 // collector must refuse what it cannot take with a code OTLP clients retry
-// (the memory_limiter's refusal reaches the client as 503 through the stock
-// receiver), keep its RSS bounded, never die, and store every span it
-// acknowledged.
+// (the memory_limiter's refusal reaches the client as 503 with Retry-After,
+// which openroutermapping adds in front of it), keep its RSS bounded, never
+// die, and store every span it acknowledged.
 func TestOverloadIsRefusedWithBoundedMemory(t *testing.T) {
 	fig := newCase(t, "overload: burst of large deliveries, memory_limiter 200 MiB")
 	const limitMiB, spikeMiB = 200, 40

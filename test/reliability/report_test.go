@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -138,7 +137,6 @@ func writeReport(elapsed time.Duration, code int) error {
 	book.mu.Lock()
 	cases := append([]*caseFigures(nil), book.cases...)
 	book.mu.Unlock()
-	sort.SliceStable(cases, func(i, j int) bool { return cases[i].name < cases[j].name })
 
 	var b strings.Builder
 	b.WriteString("# Reliability (soak run)\n\n")
