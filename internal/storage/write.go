@@ -160,6 +160,27 @@ func IsConcurrentFirstWrite(err error) bool { return errors.Is(err, errConcurren
 //     contribution minus the old row's, so it always equals the aggregate
 //     of the stored generations and a replay never inflates it.
 func WriteBatch(ctx context.Context, tx Tx, spans []Span) (WriteResult, error) {
+	return writeBatch(ctx, tx, spans, nil)
+}
+
+// Outcome is what a write did to one row.
+type Outcome uint8
+
+// Outcomes of a row; a key missing from an outcome map was unchanged.
+const (
+	OutcomeUnchanged Outcome = iota
+	OutcomeInserted
+	OutcomeUpdated
+)
+
+// WriteBatchOutcomes is WriteBatch that also records in outcomes what it did
+// to every row it inserted or updated, so a backend that merges several
+// callers' spans into one transaction can tell each caller its own counts.
+func WriteBatchOutcomes(ctx context.Context, tx Tx, spans []Span, outcomes map[Key]Outcome) (WriteResult, error) {
+	return writeBatch(ctx, tx, spans, outcomes)
+}
+
+func writeBatch(ctx context.Context, tx Tx, spans []Span, outcomes map[Key]Outcome) (WriteResult, error) {
 	var res WriteResult
 	rows := Dedupe(spans)
 	keys := make([]Key, len(rows))
@@ -191,6 +212,12 @@ func WriteBatch(ctx context.Context, tx Tx, spans []Span) (WriteResult, error) {
 			addUsage(deltas, c.Key.ProjectID, prev, -1)
 		} else {
 			res.Inserted++
+		}
+		if outcomes != nil {
+			outcomes[c.Key] = OutcomeUpdated
+			if !existed {
+				outcomes[c.Key] = OutcomeInserted
+			}
 		}
 		addUsage(deltas, c.Key.ProjectID, row.UsageFields(), +1)
 	}
