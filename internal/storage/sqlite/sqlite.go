@@ -51,7 +51,7 @@ type Options struct {
 const rowsPerStatement = 500
 
 // pageCacheKiB is the page cache of the writer connection.
-const pageCacheKiB = 32 << 10
+const pageCacheKiB = 16 << 10
 
 // walAutocheckpointPages is the WAL size (in pages) that triggers a checkpoint.
 const walAutocheckpointPages = 10000
@@ -139,8 +139,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	// The indexes of spans (primary key, session, customer) and usage_daily
 	// are keyed by random ids, so every write touches index pages all over
 	// the file; with SQLite's default 2 MiB page cache they were evicted and
-	// read back from disk at each write. 32 MiB holds the index pages of
-	// millions of spans; it is an upper bound, used as the file grows.
+	// read back from disk at each write. 16 MiB holds the index pages of
+	// a few hundred thousand spans and the upper levels of far more; it is
+	// an upper bound, used as the file grows, and costs about twice that in
+	// RSS (SQLite's allocator rounds each 4 KiB page up).
 	q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -pageCacheKiB))
 	// Checkpoint every 10000 WAL pages (40 MiB) instead of 1000: an index
 	// page rewritten by many transactions is copied into the database file

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -206,3 +207,125 @@ func TestPermanentRowIsIsolated(t *testing.T) {
 		t.Fatalf("%d rows stored, want 19", n)
 	}
 }
+
+// Concurrent writes committed in one transaction (group commit) report
+// each caller's own counts: a key sent by several callers counts for the
+// last of them (whose row is stored) and as unchanged for the others; the
+// rollup equals the aggregate of the stored generations.
+func TestGroupCommitCounts(t *testing.T) {
+	s := open(t, Options{Path: filepath.Join(t.TempDir(), "g.db")})
+	defer s.Close()
+	ctx := context.Background()
+	all := storagetest.Delivery("p", 10) // gen0, child0, gen1, child1, ...
+	if res, err := s.WriteSpans(ctx, all[:10]); err != nil || res.Inserted != 10 {
+		t.Fatalf("first write: %+v %v", res, err)
+	}
+	changedGen6 := all[12]
+	changedGen6.OutputTokens = ptr(int64(999))
+	changedGen0 := all[0]
+	changedGen0.OutputTokens = ptr(int64(777))
+	w1 := &pendingWrite{spans: all[:14]}                                         // 10 stored + gen5, child5, gen6, child6
+	w2 := &pendingWrite{spans: append([]storage.Span{changedGen6}, all[13:]...)} // gen6 (changed), child6 .. child9
+	w3 := &pendingWrite{spans: []storage.Span{changedGen0, all[1], changedGen0}} // gen0 changed (twice), child0
+	s.writeMu.Lock()
+	s.writeGroup(ctx, []*pendingWrite{w1, w2, w3})
+	s.writeMu.Unlock()
+	for i, c := range []struct {
+		w    *pendingWrite
+		want storage.WriteResult
+	}{
+		// w1: gen5, child5 new; gen6 and child6 are claimed by w2, gen0
+		// and child0 by w3; the rest was stored before.
+		{w1, storage.WriteResult{Inserted: 2, Unchanged: 12}},
+		{w2, storage.WriteResult{Inserted: 8}},
+		{w3, storage.WriteResult{Updated: 1, Unchanged: 1}},
+	} {
+		if !c.w.done || c.w.err != nil || c.w.res != c.want {
+			t.Errorf("write %d: done=%v err=%v %+v, want %+v", i+1, c.w.done, c.w.err, c.w.res, c.want)
+		}
+	}
+	var rows, gens, out, rollGens, rollOut int64
+	db := s.DB()
+	if err := db.QueryRow("SELECT count(*), sum(is_generation), sum(CASE WHEN is_generation THEN output_tokens END) FROM spans").Scan(&rows, &gens, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow("SELECT sum(generations), sum(output_tokens) FROM usage_daily").Scan(&rollGens, &rollOut); err != nil {
+		t.Fatal(err)
+	}
+	if wantOut := int64(8*48 + 999 + 777); rows != 20 || gens != 10 || out != wantOut || rollGens != gens || rollOut != out {
+		t.Fatalf("spans: %d rows %d generations %d output tokens (want 20, 10, %d); usage_daily: %d generations %d output tokens",
+			rows, gens, out, wantOut, rollGens, rollOut)
+	}
+}
+
+// When the group's transaction fails permanently, each caller's spans are
+// written on their own: only the caller that sent the row SQLite can never
+// hold gets the permanent error; the others' rows are committed.
+func TestGroupCommitIsolatesPermanentErrors(t *testing.T) {
+	s := open(t, Options{Path: filepath.Join(t.TempDir(), "g.db")})
+	defer s.Close()
+	ctx := context.Background()
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlitedriver.Limit(conn, sqlite3.SQLITE_LIMIT_LENGTH, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	good := &pendingWrite{spans: storagetest.Delivery("good", 3)}
+	badSpans := storagetest.Delivery("bad", 3)
+	huge := strings.Repeat("x", 100<<10)
+	badSpans[2].Prompt = &huge
+	bad := &pendingWrite{spans: badSpans}
+	s.writeMu.Lock()
+	s.writeGroup(ctx, []*pendingWrite{good, bad})
+	s.writeMu.Unlock()
+	if good.err != nil || good.res != (storage.WriteResult{Inserted: 6}) {
+		t.Fatalf("good write: %+v %v", good.res, good.err)
+	}
+	if !storage.IsPermanent(bad.err) || !strings.Contains(bad.err.Error(), badSpans[2].SpanID) || bad.res != (storage.WriteResult{Inserted: 5, Rejected: 1}) {
+		t.Fatalf("bad write: %+v %v; want 5 inserted, 1 rejected, a permanent error naming %s", bad.res, bad.err, badSpans[2].SpanID)
+	}
+	var n int
+	if err := s.DB().QueryRow("SELECT count(*) FROM spans").Scan(&n); err != nil || n != 11 {
+		t.Fatalf("%d rows stored, want 11", n)
+	}
+}
+
+// Many concurrent callers: every span is stored once, the counts add up
+// and the rollup matches (run under -race by make test).
+func TestConcurrentWrites(t *testing.T) {
+	s := open(t, Options{Path: filepath.Join(t.TempDir(), "c.db")})
+	defer s.Close()
+	ctx := context.Background()
+	const callers, per = 16, 5
+	results := make(chan storage.WriteResult, callers)
+	errs := make(chan error, callers)
+	for c := range callers {
+		go func() {
+			res, err := s.WriteSpans(ctx, storagetest.Delivery(fmt.Sprintf("p%d", c), per))
+			results <- res
+			errs <- err
+		}()
+	}
+	var inserted int
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		inserted += (<-results).Inserted
+	}
+	var rows, gens int
+	if err := s.DB().QueryRow("SELECT count(*) FROM spans").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().QueryRow("SELECT sum(generations) FROM usage_daily").Scan(&gens); err != nil {
+		t.Fatal(err)
+	}
+	if inserted != callers*per*2 || rows != inserted || gens != callers*per {
+		t.Fatalf("inserted %d, rows %d, usage generations %d; want %d, %d, %d", inserted, rows, gens, callers*per*2, callers*per*2, callers*per)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
