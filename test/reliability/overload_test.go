@@ -79,8 +79,12 @@ func (s *rssSampler) finish() (peakMiB float64, samples int64) {
 // which openroutermapping adds in front of it), keep its RSS bounded, never
 // die, and store every span it acknowledged.
 func TestOverloadIsRefusedWithBoundedMemory(t *testing.T) {
-	fig := newCase(t, "overload: burst of large deliveries, memory_limiter 200 MiB")
-	const limitMiB, spikeMiB = 200, 40
+	fig := newCase(t, "overload: burst of large deliveries, memory_limiter 100 MiB")
+	// The limit sits well under what the burst puts on the heap (12 senders
+	// x ~9 MB bodies, decoded to several times that), so the limiter must
+	// refuse however fast the exporter drains: with 200 MiB a faster SQLite
+	// write path let every burst through and the case tested nothing.
+	const limitMiB, spikeMiB = 100, 20
 	c, key := startDefault(t, fig, "acme",
 		fmt.Sprintf("FALLOM_MEMORY_LIMIT_MIB=%d", limitMiB), fmt.Sprintf("FALLOM_MEMORY_SPIKE_MIB=%d", spikeMiB))
 	idleKiB, err := vmRSSKiB(c.Pid())
@@ -90,14 +94,14 @@ func TestOverloadIsRefusedWithBoundedMemory(t *testing.T) {
 		promptBytes = 1_000_000 // x3 per delivery (gen_ai.prompt, span.input, trace.input)
 		deliveries  = 3         // ~9 MB of JSON per request, under the 20 MiB body limit
 	)
-	senders := 8
+	senders := 12
 	// Bursts: every sender fires perBurst prebuilt requests at once (the
 	// test's own JSON encoding would otherwise pace them). The limiter
 	// checks the heap once a second, so a burst can fall between two
 	// checks: bursts repeat until one was refused (at most maxBursts), and
 	// the soak runs all of them.
 	perBurst := 4
-	minBursts, maxBursts := pick(1, 6), pick(5, 6)
+	minBursts, maxBursts := pick(1, 6), pick(10, 10)
 	var refusals, payloads, refusalsWithoutRetryAfter atomic.Int64
 	ids := newIDSource(0x0e410ad000000000)
 	l := newLedger()
