@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"strings"
 	"sync"
 	"time"
@@ -137,7 +139,10 @@ func (e *fallomExporter) pushTraces(ctx context.Context, td ptrace.Traces) error
 		e.logger.Warn("spans rejected", zap.Int("rejected", len(invalid)), zap.Error(errs[len(errs)-1]))
 	}
 	if len(errs) > 0 {
-		return consumererror.NewPermanent(errors.Join(errs...))
+		// InvalidArgument: the stock OTLP receiver answers 400 (the client's
+		// data is at fault and must not be retried) instead of the 500 it
+		// gives a permanent error without a gRPC status.
+		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, errors.Join(errs...).Error()))
 	}
 	return nil
 }

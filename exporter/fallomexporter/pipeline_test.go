@@ -71,7 +71,7 @@ func postJSON(t *testing.T, url string, td ptrace.Traces) (int, string) {
 }
 
 // The error classes as an OTLP/HTTP client sees them: 200 when committed,
-// 503 (retry) when the database is busy, 500 (do not retry) for data that
+// 503 (retry) when the database is busy, 400 (do not retry) for data that
 // can never be stored.
 func TestReceiverStatusCodes(t *testing.T) {
 	cfg, path := sqliteConfig(t)
@@ -86,8 +86,8 @@ func TestReceiverStatusCodes(t *testing.T) {
 
 	invalid := mappedDeliveries("acme", 10, 1)
 	invalid.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetSpanID(pcommon.NewSpanIDEmpty())
-	if code, body := postJSON(t, url, invalid); code != http.StatusInternalServerError || !strings.Contains(body, "span_id") {
-		t.Fatalf("span without id: %d %s, want 500 naming the problem", code, body)
+	if code, body := postJSON(t, url, invalid); code != http.StatusBadRequest || !strings.Contains(body, "span_id") {
+		t.Fatalf("span without id: %d %s, want 400 naming the problem", code, body)
 	}
 
 	// Another process holds the write lock: retryable.

@@ -255,30 +255,30 @@ func TestBadInput(t *testing.T) {
 			assert.Equal(t, 3, st.Code, name)
 		}
 		// All-zero ids decode but cannot identify a span: the exporter
-		// refuses them permanently, which the stock receiver maps to 500
-		// (code 13, not retried by OTLP clients), naming the span. A valid
+		// refuses them permanently as InvalidArgument, which the stock receiver
+		// maps to 400 (code 3, not retried by OTLP clients), naming the span. A valid
 		// sibling in the same request is stored (once, even if resent).
 		zero := fmt.Sprintf(`{"traceId":"%s","spanId":"0000000000000000","name":"zero-span-id"}`, trace)
 		sibling := fmt.Sprintf(`{"traceId":"%s","spanId":"%s","name":"sibling"}`, trace, good)
 		body := []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[` + sibling + `,` + zero + `]}]}]}`)
 		for range 2 {
 			r := post(c.url, body, jsonType, auth)
-			require.Equal(t, http.StatusInternalServerError, r.code, "%s", r)
+			require.Equal(t, http.StatusBadRequest, r.code, "%s", r)
 			st := decodeStatus(t, r)
-			assert.Equal(t, 13, st.Code)
+			assert.Equal(t, 3, st.Code)
 			assert.Contains(t, st.Message, `span "zero-span-id" (trace_id=`+trace+` span_id=0000000000000000): an empty (all-zero) trace_id or span_id cannot identify a span`)
 			assert.False(t, r.retryable())
 		}
 		assert.Equal(t, 1, stored(t, []spanKey{{trace, good}}), "the valid sibling of an all-zero span")
 		assert.Zero(t, countRows(t, db, `SELECT count(*) FROM spans WHERE span_id = '0000000000000000' OR trace_id = '00000000000000000000000000000000'`))
 		r := post(c.url, []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"no ids at all"}]}]}]}`), jsonType, auth)
-		require.Equal(t, http.StatusInternalServerError, r.code, "%s", r)
+		require.Equal(t, http.StatusBadRequest, r.code, "%s", r)
 		assert.Contains(t, decodeStatus(t, r).Message, "cannot identify a span")
 		// Upper-case hex is valid hex: accepted and stored lowercase.
 		upper := strings.ToUpper(ids.spanHex())
 		r = post(c.url, []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"`+strings.ToUpper(trace)+`","spanId":"`+upper+`","name":"upper"}]}]}]}`), jsonType, auth)
 		accepted(t, r, []spanKey{{trace, strings.ToLower(upper)}})
-		fig.note("ids of the wrong length or not hex: **400** (code 3, `ID.UnmarshalJSONIter: length mismatch`), nothing stored; all-zero trace or span id: **500** (code 13, permanent, names the span) from the exporter through the stock receiver, the valid spans of the same request are stored (the OTLP receiver cannot answer partial success)")
+		fig.note("ids of the wrong length or not hex: **400** (code 3, `ID.UnmarshalJSONIter: length mismatch`), nothing stored; all-zero trace or span id: **400** (code 3, permanent, names the span) from the exporter through the stock receiver, the valid spans of the same request are stored (the OTLP receiver cannot answer partial success)")
 	})
 
 	run("10000 attributes on a span", func(t *testing.T) {
