@@ -1,6 +1,8 @@
 package fallomexporter
 
 import (
+	"github.com/fallom/fallom-collector/internal/attrvalue"
+
 	"github.com/fallom/fallom-collector/internal/jsonenc"
 
 	"encoding/base64"
@@ -87,7 +89,7 @@ func stringColumn(field func(*storage.Span) **string) columnSetter {
 
 func intColumn(field func(*storage.Span) **int64) columnSetter {
 	return func(r *storage.Span, v pcommon.Value) bool {
-		i, ok := asInt(v)
+		i, ok := attrvalue.Int(v)
 		if ok {
 			*field(r) = &i
 		}
@@ -97,7 +99,7 @@ func intColumn(field func(*storage.Span) **int64) columnSetter {
 
 func floatColumn(field func(*storage.Span) **float64) columnSetter {
 	return func(r *storage.Span, v pcommon.Value) bool {
-		f, ok := asFloat(v)
+		f, ok := attrvalue.Double(v)
 		if ok {
 			*field(r) = &f
 		}
@@ -121,42 +123,6 @@ func asBool(v pcommon.Value) (bool, bool) {
 		return b, err == nil
 	}
 	return false, false
-}
-
-func asInt(v pcommon.Value) (int64, bool) {
-	switch v.Type() {
-	case pcommon.ValueTypeInt:
-		return v.Int(), true
-	case pcommon.ValueTypeDouble:
-		f := v.Double()
-		if f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 {
-			return int64(f), true
-		}
-	case pcommon.ValueTypeStr:
-		i, err := strconv.ParseInt(strings.TrimSpace(v.Str()), 10, 64)
-		return i, err == nil
-	}
-	return 0, false
-}
-
-func asFloat(v pcommon.Value) (float64, bool) {
-	var f float64
-	switch v.Type() {
-	case pcommon.ValueTypeDouble:
-		f = v.Double()
-	case pcommon.ValueTypeInt:
-		f = float64(v.Int())
-	case pcommon.ValueTypeStr:
-		var err error
-		if f, err = strconv.ParseFloat(strings.TrimSpace(v.Str()), 64); err != nil {
-			return 0, false
-		}
-	default:
-		return 0, false
-	}
-	// NaN and infinities cannot be summed into usage: keep them in the
-	// attributes JSON and leave the column NULL (unknown).
-	return f, !math.IsNaN(f) && !math.IsInf(f, 0)
 }
 
 var spanKinds = [...]string{

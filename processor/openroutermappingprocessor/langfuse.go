@@ -1,6 +1,8 @@
 package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 
 import (
+	"github.com/fallom/fallom-collector/internal/attrvalue"
+
 	"encoding/json"
 	"strings"
 )
@@ -81,7 +83,7 @@ func langfuseUsage(s string, m *mapped) {
 	}
 	fill := func(i int, v float64, ok bool) {
 		if ok && !m.hasTokens[i] {
-			if n, whole := wholeFloat(v); whole {
+			if n, whole := attrvalue.WholeFloat(v); whole {
 				m.tokens[i], m.hasTokens[i] = n, true
 			}
 		}

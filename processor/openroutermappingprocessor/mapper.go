@@ -1,6 +1,8 @@
 package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 
 import (
+	"github.com/fallom/fallom-collector/internal/attrvalue"
+
 	"github.com/fallom/fallom-collector/internal/jsonenc"
 
 	"strings"
@@ -120,11 +122,11 @@ func readInto(sl *slot, t *target, v pcommon.Value) bool {
 	case rString:
 		s, ok = readString(v)
 	case rInt:
-		i, ok = readInt(v)
+		i, ok = attrvalue.Int(v)
 	case rDouble:
-		f, ok = readDouble(v)
+		f, ok = attrvalue.Double(v)
 	case rSecondsToMs:
-		f, ok = readDouble(v)
+		f, ok = attrvalue.Double(v)
 		f *= 1000
 	case rBool:
 		b, ok = readBool(v)

@@ -1,6 +1,8 @@
 package openroutermappingprocessor
 
 import (
+	"github.com/fallom/fallom-collector/internal/attrvalue"
+
 	"github.com/fallom/fallom-collector/internal/jsonenc"
 
 	"math"
@@ -29,7 +31,7 @@ func TestReaders(t *testing.T) {
 		{math.NaN(), 0, false}, {math.Inf(1), 0, false}, {1e300, 0, false}, {nil, 0, false}, {[]any{1}, 0, false},
 	}
 	for _, c := range ints {
-		got, ok := readInt(val(c.in))
+		got, ok := attrvalue.Int(val(c.in))
 		assert.Equal(t, c.ok, ok, "%#v", c.in)
 		if c.ok {
 			assert.Equal(t, c.want, got, "%#v", c.in)
@@ -44,7 +46,7 @@ func TestReaders(t *testing.T) {
 		{-0.5, 0, false}, {math.NaN(), 0, false}, {"NaN", 0, false}, {"Inf", 0, false}, {false, 0, false},
 	}
 	for _, c := range doubles {
-		got, ok := readDouble(val(c.in))
+		got, ok := attrvalue.Double(val(c.in))
 		assert.Equal(t, c.ok, ok, "%#v", c.in)
 		if c.ok {
 			assert.Equal(t, c.want, got, "%#v", c.in)
