@@ -26,6 +26,8 @@ const (
 	// maxBody is the stock confighttp default max_request_body_size (20 MiB),
 	// which the shipped default config keeps.
 	maxBody = 20 << 20
+	// tooLargeMessage starts requestguard's 413 answer for the default limit.
+	tooLargeMessage = "request body too large: more than 20971520 bytes (max_request_body_size"
 	// maxValueBytes is the openroutermapping default max_value_bytes (1 MiB).
 	maxValueBytes = 1 << 20
 )
@@ -201,8 +203,8 @@ func TestBadInput(t *testing.T) {
 	run("decompression bomb", func(t *testing.T) {
 		// ~100 KiB of gzip (~10 KiB of zstd) that expands to 5x the 20 MiB
 		// limit. The stock confighttp applies max_request_body_size to the
-		// decompressed stream too and stops reading there; the receiver
-		// then answers 400 "http: request body too large" (not 413).
+		// decompressed stream too and stops reading there; requestguard turns
+		// the receiver's 400 into 413 with a message naming the limit.
 		traceID := ids.traceID()
 		spanID := ids.spanID()
 		prefix := fmt.Sprintf(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"%x","spanId":"%x","name":"bomb","attributes":[{"key":"x","value":{"stringValue":"`, traceID[:], spanID[:])
@@ -216,10 +218,10 @@ func TestBadInput(t *testing.T) {
 		t.Logf("bombs: gzip %d bytes, zstd %d bytes, each expanding to %d bytes", gz.Len(), zs.Len(), 5*maxBody)
 		for enc, body := range map[string][]byte{"gzip": gz.Bytes(), "zstd": zs.Bytes()} {
 			r := post(c.url, body, jsonType, map[string]string{"Authorization": "Bearer " + key, "Content-Encoding": enc})
-			st := refused(t, r, http.StatusBadRequest, "http: request body too large", keys)
+			st := refused(t, r, http.StatusRequestEntityTooLarge, tooLargeMessage, keys)
 			assert.Equal(t, 3, st.Code, enc)
 		}
-		fig.note("decompression bomb (gzip %d B / zstd %d B -> %d MiB): stock confighttp caps the decompressed body at max_request_body_size; the receiver answers **400** `{\"code\":3,\"message\":\"http: request body too large\"}` (not 413)", gz.Len(), zs.Len(), 5*maxBody>>20)
+		fig.note("decompression bomb (gzip %d B / zstd %d B -> %d MiB): reading stops at max_request_body_size of decompressed bytes; **413** `request body too large: more than %d bytes (max_request_body_size, counted after decompression) ...` (code 3)", gz.Len(), zs.Len(), 5*maxBody>>20, maxBody)
 	})
 
 	run("body over the size limit", func(t *testing.T) {
@@ -227,13 +229,13 @@ func TestBadInput(t *testing.T) {
 		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutStr("blob", filler(maxBody+1024))
 		body := jsonBody(td)
 		r := post(c.url, body, jsonType, auth)
-		st := refused(t, r, http.StatusBadRequest, "http: request body too large", keys)
+		st := refused(t, r, http.StatusRequestEntityTooLarge, tooLargeMessage, keys)
 		assert.Equal(t, 3, st.Code)
 		// The same in protobuf, answered in protobuf.
 		r = post(c.url, protoBody(td), protoType, auth)
 		assert.Equal(t, protoType, r.contentType)
-		refused(t, r, http.StatusBadRequest, "http: request body too large", keys)
-		fig.note("body over max_request_body_size (%d MiB): **400** `http: request body too large` (code 3), connection closed; not 413", maxBody>>20)
+		refused(t, r, http.StatusRequestEntityTooLarge, tooLargeMessage, keys)
+		fig.note("body over max_request_body_size (%d MiB): **413** `request body too large: more than %d bytes ...` (code 3; JSON or protobuf like the request), connection closed", maxBody>>20, maxBody)
 	})
 
 	run("invalid span ids", func(t *testing.T) {

@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -217,4 +218,74 @@ func answersText(answers map[string]int, labels []string) string {
 		parts = append(parts, fmt.Sprintf("%s x%d", k, answers[k]))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// TestInFlightBoundShedsBeforeDecoding runs the shipped default config with
+// requestguard's bound lowered to 2 (FALLOM_MAX_IN_FLIGHT_REQUESTS) and
+// more concurrent senders than that. Requests over the bound must get 503
+// with Retry-After and the guard's message (refused before their bodies are
+// read, which is what keeps overload cheap), the clients' retries must get
+// through, and every acknowledged span must be stored once.
+func TestInFlightBoundShedsBeforeDecoding(t *testing.T) {
+	fig := newCase(t, "overload: requestguard in-flight bound 2, 16 senders")
+	c, key := startDefault(t, fig, "acme", "FALLOM_MAX_IN_FLIGHT_REQUESTS=2")
+	const senders, perSender = 16, 4
+	ids := newIDSource(0x0e410ad100000000)
+	l := newLedger()
+	var busy, busyWithoutRetryAfter atomic.Int64
+	var example atomic.Value
+	// Bursts until one request was shed (prebuilt bodies, all senders at
+	// once); a single burst nearly always suffices.
+	for burst := 0; burst < pick(1, 3) || (busy.Load() == 0 && burst < 10); burst++ {
+		prepared := make([][][]byte, senders)
+		keys := make([][][]spanKey, senders)
+		for s := range senders {
+			for range perSender {
+				td, k := openRouterTraces(ids, 2, deliveryShape{promptBytes: 200_000})
+				prepared[s] = append(prepared[s], jsonBody(td))
+				keys[s] = append(keys[s], k)
+			}
+		}
+		var wg sync.WaitGroup
+		for s := range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i, body := range prepared[s] {
+					backoff := 50 * time.Millisecond
+					for attempt := 0; ; attempt++ {
+						r := post(c.url, body, jsonType, bearer(key))
+						l.record(keys[s][i], r)
+						if r.code == http.StatusServiceUnavailable && bytes.Contains(r.body, []byte("collector busy")) {
+							busy.Add(1)
+							example.Store(string(r.body))
+							if n, err := strconv.Atoi(r.retryAfter); err != nil || n <= 0 {
+								busyWithoutRetryAfter.Add(1)
+							}
+						}
+						if r.ok() || !r.retryable() || attempt == 50 {
+							break
+						}
+						time.Sleep(backoff + time.Duration(rand.Int64N(int64(backoff))))
+						backoff = min(2*backoff, time.Second)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		fig.add(1, 0, 0, 0)
+	}
+	c.requireUp(t)
+	require.Positive(t, busy.Load(), "no request was shed by the in-flight bound (%s)", l.summary())
+	assert.Zero(t, busyWithoutRetryAfter.Load(), "busy refusals without a Retry-After of whole seconds")
+	answers := l.answersSnapshot()
+	for k, n := range answers {
+		if k != "200" && k != "503" {
+			t.Errorf("answer %s x%d is neither 2xx nor a retryable refusal", k, n)
+		}
+	}
+	stored := storedKeys(t, openSQLite(t, c.db), "")
+	checkPresence(t, fig, l, stored, 0)
+	fig.note("requestguard max_in_flight_requests 2, %d senders x %d requests, retrying: %d shed with 503 + Retry-After before the body was read (e.g. %s); %s; every acknowledged span stored once",
+		senders, perSender, busy.Load(), example.Load(), l.summary())
 }

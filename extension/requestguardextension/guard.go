@@ -1,0 +1,202 @@
+package requestguardextension // import "github.com/fallom/fallom-collector/extension/requestguardextension"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/extension"
+	"go.opentelemetry.io/collector/extension/extensionmiddleware"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// guard is the extension: an extensionmiddleware.HTTPServer. confighttp puts
+// server middlewares inside its body-size limit and decompressor, so the
+// request body the guard sees already fails with *http.MaxBytesError once
+// it (or its decompressed form) passes max_request_body_size.
+type guard struct {
+	cfg *Config
+	tel *telemetry
+
+	// slots holds one token per request in flight; nil when unbounded.
+	slots chan struct{}
+	// busyJSON and busyProto are the pre-encoded 503 answers (JSON and
+	// protobuf), built once: refusing must stay cheap under overload.
+	busyJSON, busyProto []byte
+	retryAfter          string
+}
+
+var (
+	_ extension.Extension            = (*guard)(nil)
+	_ extensionmiddleware.HTTPServer = (*guard)(nil)
+)
+
+func newGuard(cfg *Config, set component.TelemetrySettings) (*guard, error) {
+	tel, err := newTelemetry(set)
+	if err != nil {
+		return nil, err
+	}
+	g := &guard{cfg: cfg, tel: tel, retryAfter: strconv.FormatInt(int64(cfg.RetryAfter.Seconds()), 10)}
+	if cfg.MaxInFlightRequests > 0 {
+		g.slots = make(chan struct{}, cfg.MaxInFlightRequests)
+		if err := tel.registerInFlight(set, g.slots); err != nil {
+			return nil, err
+		}
+		st, err := status.New(codes.Unavailable, fmt.Sprintf(
+			"collector busy: %d requests already in flight (requestguard max_in_flight_requests); retry after %s",
+			cfg.MaxInFlightRequests, g.retryAfter+"s")).
+			WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(cfg.RetryAfter)})
+		if err != nil {
+			return nil, err
+		}
+		if g.busyJSON, err = protojson.Marshal(st.Proto()); err != nil {
+			return nil, err
+		}
+		if g.busyProto, err = proto.Marshal(st.Proto()); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+func (g *guard) Start(context.Context, component.Host) error { return nil }
+
+func (g *guard) Shutdown(context.Context) error {
+	g.tel.shutdown()
+	return nil
+}
+
+// GetHTTPHandler implements extensionmiddleware.HTTPServer.
+func (g *guard) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHTTPHandlerFunc, error) {
+	return func(_ context.Context, next http.Handler) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			g.serveHTTP(next, w, r)
+		}), nil
+	}, nil
+}
+
+func (g *guard) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if g.slots != nil {
+		select {
+		case g.slots <- struct{}{}:
+			defer func() { <-g.slots }()
+		default:
+			g.tel.refused(r.Context(), reasonBusy)
+			w.Header().Set("Retry-After", g.retryAfter)
+			if isProtobuf(r) {
+				writeResponse(w, http.StatusServiceUnavailable, pbContentType, g.busyProto)
+			} else {
+				writeResponse(w, http.StatusServiceUnavailable, jsonContentType, g.busyJSON)
+			}
+			return
+		}
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		next.ServeHTTP(w, r)
+		return
+	}
+	body := &limitWatchingBody{ReadCloser: r.Body}
+	r.Body = body
+	next.ServeHTTP(&tooLargeResponseWriter{ResponseWriter: w, body: body, req: r, tel: g.tel}, r)
+}
+
+// limitWatchingBody remembers that a read failed on the body-size limit.
+// The receiver then answers with an error status; tooLargeResponseWriter
+// replaces that answer with a 413.
+type limitWatchingBody struct {
+	io.ReadCloser
+	tooLarge *http.MaxBytesError
+}
+
+func (b *limitWatchingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && b.tooLarge == nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			b.tooLarge = mbe
+		}
+	}
+	return n, err
+}
+
+// tooLargeResponseWriter turns the error answer the receiver gives to a body
+// over the limit (400 "http: request body too large") into 413 Content Too
+// Large, encoded like every OTLP error (a google.rpc.Status in the request's
+// encoding). Every other answer passes through untouched.
+type tooLargeResponseWriter struct {
+	http.ResponseWriter
+	body     *limitWatchingBody
+	req      *http.Request
+	tel      *telemetry
+	replaced bool // the 413 was written; the receiver's own body is dropped
+	wrote    bool
+}
+
+func (w *tooLargeResponseWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if code >= 400 && w.body.tooLarge != nil {
+		w.replaced = true
+		w.tel.refused(w.req.Context(), reasonTooLarge)
+		st := status.New(codes.InvalidArgument, fmt.Sprintf(
+			"request body too large: more than %d bytes (max_request_body_size, counted after decompression); send smaller batches or raise the receiver's max_request_body_size",
+			w.body.tooLarge.Limit))
+		var msg []byte
+		var contentType string
+		if isProtobuf(w.req) {
+			msg, _ = proto.Marshal(st.Proto())
+			contentType = pbContentType
+		} else {
+			msg, _ = protojson.Marshal(st.Proto())
+			contentType = jsonContentType
+		}
+		writeResponse(w.ResponseWriter, http.StatusRequestEntityTooLarge, contentType, msg)
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *tooLargeResponseWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.replaced {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *tooLargeResponseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+const (
+	pbContentType   = "application/x-protobuf"
+	jsonContentType = "application/json"
+)
+
+// isProtobuf reports whether the client sent protobuf and so expects its
+// error as a protobuf Status; anything else gets JSON, as the OTLP receiver
+// does.
+func isProtobuf(r *http.Request) bool {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mediaType == pbContentType
+}
+
+func writeResponse(w http.ResponseWriter, code int, contentType string, msg []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Del("Content-Length")
+	w.WriteHeader(code)
+	_, _ = w.Write(msg)
+}
