@@ -49,7 +49,9 @@ type World struct {
 	MemorySpikeMiB int
 	PG             *pgtest.Server
 	Log            io.Writer
-	runs           int
+	// ProfileDir: see Options.ProfileDir.
+	ProfileDir string
+	runs       int
 }
 
 // Instance is one running collector of one pipeline.
@@ -64,6 +66,8 @@ type Instance struct {
 	// pipeline's output is not queryable (nop, peer's JSON file).
 	CountStored func(ctx context.Context) (int64, error)
 	RunDir      string
+	// PprofAddr is the pprof extension's address ("" when not profiled).
+	PprofAddr string
 }
 
 // Start launches a fresh collector of the named pipeline in its own run
@@ -110,6 +114,16 @@ func (w *World) Start(ctx context.Context, name string) (*Instance, error) {
 			args = append(args, "--config", filepath.Join(w.Root, "bench", "configs", "ours_nop.overlay.yaml"))
 		case OursSQLite:
 			inst.CountStored = func(ctx context.Context) (int64, error) { return countSQLite(ctx, dbPath) }
+		}
+		if w.ProfileDir != "" {
+			overlay, addr, err := writePprofOverlay(filepath.Join(w.Root, "config", "config.yaml"), runDir)
+			if err != nil {
+				return nil, err
+			}
+			args = append(args, "--config", overlay)
+			inst.PprofAddr = addr
+		}
+		switch name {
 		case OursPostgres:
 			if w.PG == nil {
 				return nil, fmt.Errorf("%s: no PostgreSQL server", name)

@@ -58,6 +58,13 @@ type Options struct {
 	MemoryLimitMiB int
 	MemorySpikeMiB int
 
+	// ProfileDir, when set, makes our collectors run the pprof extension
+	// and saves a CPU profile of each measured window there as
+	// <pipeline>-r<round>.pprof (for `go tool pprof bin/fallomcol FILE`).
+	// Profiling costs a few percent of CPU, alike for every pipeline.
+	// DefaultOptions takes it from $BENCH_CPUPROFILE_DIR.
+	ProfileDir string
+
 	WorkDir     string // scratch space (default: a new dir under /tmp, removed at the end)
 	JSONOut     string // "" = do not write
 	MarkdownOut string
@@ -89,6 +96,7 @@ func DefaultOptions(root string) Options {
 		MemorySpikeMiB:      128,
 		JSONOut:             filepath.Join(root, "bench", "results", "latest.json"),
 		MarkdownOut:         filepath.Join(root, "BENCHMARKS.md"),
+		ProfileDir:          os.Getenv("BENCH_CPUPROFILE_DIR"),
 		Log:                 os.Stderr,
 	}
 }
@@ -304,7 +312,7 @@ func runPipelines(ctx context.Context, o Options, res *Results, fail func(string
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("%s is missing: run make build first", bin)
 	}
-	w := &World{Root: o.Root, OursBin: bin, MemoryLimitMiB: o.MemoryLimitMiB, MemorySpikeMiB: o.MemorySpikeMiB, Log: o.Log}
+	w := &World{Root: o.Root, OursBin: bin, MemoryLimitMiB: o.MemoryLimitMiB, MemorySpikeMiB: o.MemorySpikeMiB, Log: o.Log, ProfileDir: o.ProfileDir}
 	w.WorkDir = o.WorkDir
 	if w.WorkDir == "" {
 		d, err := os.MkdirTemp("", "fallom-bench-")
@@ -489,7 +497,11 @@ func measure(ctx context.Context, w *World, name string, round, c int, o Options
 		db0, _ = TreeCPUSeconds(inst.DBPid)
 	}
 	gen0, _ := CPUSeconds(os.Getpid())
+	profiled := w.captureProfile(ctx, inst, fmt.Sprintf("%s-r%d", name, round), o.Measure)
 	s.Load, err = loadgen.Run(ctx, loadConfig(inst, w.Key, c, o.Measure, o))
+	if perr := <-profiled; perr != nil {
+		fmt.Fprintf(o.Log, "%s round %d: CPU profile: %v\n", name, round, perr)
+	}
 	if err != nil {
 		s.Error = err.Error()
 		return s
