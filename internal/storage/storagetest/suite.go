@@ -34,6 +34,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("IdempotentReplay", func(t *testing.T) { testIdempotentReplay(t, b) })
 	t.Run("DuplicatesInOneBatch", func(t *testing.T) { testDuplicatesInOneBatch(t, b) })
 	t.Run("ChangedReplay", func(t *testing.T) { testChangedReplay(t, b) })
+	t.Run("MixedBatch", func(t *testing.T) { testMixedBatch(t, b) })
 	t.Run("RollupMatchesSpans", func(t *testing.T) { testRollupMatchesSpans(t, b) })
 	t.Run("Views", func(t *testing.T) { testViews(t, b) })
 	t.Run("NullsAndPlainSpans", func(t *testing.T) { testNullsAndPlainSpans(t, b) })
@@ -292,6 +293,31 @@ func testChangedReplay(t *testing.T, b Backend) {
 	write(t, s, []storage.Span{g})
 	if u := usageTotals(t, b, s); u.generations != 3 {
 		t.Fatalf("usage_daily counts %d generations, want 3", u.generations)
+	}
+	checkRollup(t, b, s)
+}
+
+// One batch holding new spans, a changed replay and exact replays: each row
+// takes its own path (a backend may insert the rows it knows to be new
+// differently from the ones that exist) and the counts and the rollup are
+// those of the rows one by one.
+func testMixedBatch(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	write(t, s, Delivery("p", 4))
+	all := Delivery("p", 7)               // 0-3 stored (exact replays), 4-6 new
+	all[2].OutputTokens = ptr(int64(777)) // generation 1: a changed replay
+	all[2].ReceivedAtUnixNano += int64(time.Hour)
+	res := write(t, s, all)
+	if res.Inserted != 6 || res.Updated != 1 || res.Unchanged != 7 {
+		t.Fatalf("%+v, want 6 inserted, 1 updated, 7 unchanged", res)
+	}
+	var out int64
+	b.QueryRow(t, s, "SELECT output_tokens FROM spans WHERE span_id = '"+all[2].SpanID+"'", &out)
+	if out != 777 {
+		t.Fatalf("output_tokens of the changed replay = %d, want 777", out)
+	}
+	if st, u := spanTotals(t, b, s), usageTotals(t, b, s); st.rows != 14 || st.generations != 7 || u.generations != 7 {
+		t.Fatalf("spans %+v usage %+v, want 14 rows and 7 generations", st, u)
 	}
 	checkRollup(t, b, s)
 }
