@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -547,13 +548,15 @@ func (t *sqliteTx) Upsert(ctx context.Context, spans []storage.Span) ([]storage.
 	if t.existing == nil {
 		return t.upsert(ctx, spans)
 	}
-	fresh := make([]storage.Span, 0, len(spans))
-	var replayed []storage.Span
-	for i := range spans {
-		if _, ok := t.existing[spans[i].Key()]; ok {
-			replayed = append(replayed, spans[i])
-		} else {
-			fresh = append(fresh, spans[i])
+	fresh, replayed := spans, []storage.Span(nil)
+	if len(t.existing) > 0 { // else (the usual case) all are new: no copies
+		fresh = make([]storage.Span, 0, len(spans))
+		for i := range spans {
+			if _, ok := t.existing[spans[i].Key()]; ok {
+				replayed = append(replayed, spans[i])
+			} else {
+				fresh = append(fresh, spans[i])
+			}
 		}
 	}
 	changed, err := t.upsert(ctx, replayed)
@@ -563,6 +566,7 @@ func (t *sqliteTx) Upsert(ctx context.Context, spans []storage.Span) ([]storage.
 	if err := t.insert(ctx, fresh); err != nil {
 		return nil, err
 	}
+	changed = slices.Grow(changed, len(fresh))
 	for i := range fresh {
 		changed = append(changed, storage.Changed{Key: fresh[i].Key(), InsertedKnown: true, Inserted: true})
 	}
