@@ -20,7 +20,7 @@ import (
 // MicroBenchmarks are the Go benchmarks of the other components that the
 // bench run collects, by function name. Where they live is discovered (the
 // components move while they are being built); names are the contract.
-var MicroBenchmarks = regexp.MustCompile(`^Benchmark(Authenticate|ProcessOpenRouter|Attribute[A-Za-z]*Floor|OTTLTransform|Write[A-Za-z0-9_]*|AckModes|BytesPerSpan)$`)
+var MicroBenchmarks = regexp.MustCompile(`^Benchmark(Authenticate|AuthenticateFloor|ProcessOpenRouter|Attribute[A-Za-z]*Floor|OTTLTransform|Write[A-Za-z0-9_]*|AckModes|BytesPerSpan)$`)
 
 // MicroResult is one benchmark (or sub-benchmark), its metrics the median
 // over the -count runs.

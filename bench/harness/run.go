@@ -80,7 +80,7 @@ func DefaultOptions(root string) Options {
 		Rounds:              3,
 		Warmup:              3 * time.Second,
 		Measure:             15 * time.Second,
-		RampLevels:          []int{2, 4, 8, 16, 32, 64, 128},
+		RampLevels:          []int{2, 4, 8, 16, 32, 64, 128, 256, 512},
 		RampStep:            3 * time.Second,
 		OverloadPipelines:   []string{OursSQLite, Peer},
 		OverloadFactor:      2,

@@ -21,7 +21,7 @@ func TestLoadConfig(t *testing.T) {
 		want    *Config
 		wantErr string
 	}{
-		{name: "", want: &Config{MaxInFlightRequests: 256, RetryAfter: 5 * time.Second}},
+		{name: "", want: &Config{MaxInFlightRequests: 512, RetryAfter: 5 * time.Second}},
 		{name: "unbounded", want: &Config{MaxInFlightRequests: 0, RetryAfter: 5 * time.Second}},
 		{name: "negative", wantErr: "max_in_flight_requests must be 0 (no bound) or positive"},
 		{name: "subsecond", wantErr: "retry_after must be at least 1s"},

@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	defaultMaxInFlightRequests = 256
+	defaultMaxInFlightRequests = 512
 	defaultRetryAfter          = 5 * time.Second
 )
 
