@@ -30,10 +30,10 @@ type guard struct {
 
 	// slots holds one token per request in flight; nil when unbounded.
 	slots chan struct{}
-	// busyJSON and busyProto are the pre-encoded 503 answers (JSON and
-	// protobuf), built once: refusing must stay cheap under overload.
-	busyJSON, busyProto []byte
-	retryAfter          string
+	// busy is the 503 answer, encoded once: refusing must stay cheap under
+	// overload.
+	busy       encodedStatus
+	retryAfter string
 }
 
 var (
@@ -59,10 +59,7 @@ func newGuard(cfg *Config, set component.TelemetrySettings) (*guard, error) {
 		if err != nil {
 			return nil, err
 		}
-		if g.busyJSON, err = protojson.Marshal(st.Proto()); err != nil {
-			return nil, err
-		}
-		if g.busyProto, err = proto.Marshal(st.Proto()); err != nil {
+		if g.busy, err = encodeStatus(st); err != nil {
 			return nil, err
 		}
 	}
@@ -93,11 +90,7 @@ func (g *guard) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 		default:
 			g.tel.refused(r.Context(), reasonBusy)
 			w.Header().Set("Retry-After", g.retryAfter)
-			if isProtobuf(r) {
-				writeResponse(w, http.StatusServiceUnavailable, pbContentType, g.busyProto)
-			} else {
-				writeResponse(w, http.StatusServiceUnavailable, jsonContentType, g.busyJSON)
-			}
+			g.busy.write(w, r, http.StatusServiceUnavailable)
 			return
 		}
 	}
@@ -153,16 +146,9 @@ func (w *tooLargeResponseWriter) WriteHeader(code int) {
 		st := status.New(codes.InvalidArgument, fmt.Sprintf(
 			"request body too large: more than %d bytes (max_request_body_size, counted after decompression); send smaller batches or raise the receiver's max_request_body_size",
 			w.body.tooLarge.Limit))
-		var msg []byte
-		var contentType string
-		if isProtobuf(w.req) {
-			msg, _ = proto.Marshal(st.Proto())
-			contentType = pbContentType
-		} else {
-			msg, _ = protojson.Marshal(st.Proto())
-			contentType = jsonContentType
-		}
-		writeResponse(w.ResponseWriter, http.StatusRequestEntityTooLarge, contentType, msg)
+		// A Status of a code and a message always marshals.
+		enc, _ := encodeStatus(st)
+		enc.write(w.ResponseWriter, w.req, http.StatusRequestEntityTooLarge)
 		return
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -186,15 +172,28 @@ const (
 	jsonContentType = "application/json"
 )
 
-// isProtobuf reports whether the client sent protobuf and so expects its
-// error as a protobuf Status; anything else gets JSON, as the OTLP receiver
-// does.
-func isProtobuf(r *http.Request) bool {
-	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	return err == nil && mediaType == pbContentType
+// encodedStatus is a google.rpc.Status in both OTLP/HTTP encodings.
+type encodedStatus struct {
+	json, proto []byte
 }
 
-func writeResponse(w http.ResponseWriter, code int, contentType string, msg []byte) {
+func encodeStatus(st *status.Status) (encodedStatus, error) {
+	var e encodedStatus
+	var err error
+	if e.json, err = protojson.Marshal(st.Proto()); err != nil {
+		return e, err
+	}
+	e.proto, err = proto.Marshal(st.Proto())
+	return e, err
+}
+
+// write answers code with the Status in the request's encoding: protobuf for
+// a protobuf request, JSON for anything else, as the OTLP receiver does.
+func (e encodedStatus) write(w http.ResponseWriter, r *http.Request, code int) {
+	contentType, msg := jsonContentType, e.json
+	if mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mediaType == pbContentType {
+		contentType, msg = pbContentType, e.proto
+	}
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Del("Content-Length")
 	w.WriteHeader(code)
