@@ -6,13 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fallom/fallom-collector/internal/testutil/freeport"
 )
 
 // Process is one collector run by the harness.
@@ -139,24 +140,9 @@ func (p *Process) Stop(grace time.Duration) error {
 	return p.waitErr
 }
 
-// FreeAddr returns a loopback host:port that was free a moment ago.
-func FreeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
+// FreeAddr returns a loopback host:port for a server to listen on (see
+// package freeport for why not port 0).
+func FreeAddr() (string, error) { return freeport.Addr() }
 
-// FreePort returns a loopback port that was free a moment ago.
-func FreePort() (int, error) {
-	a, err := FreeAddr()
-	if err != nil {
-		return 0, err
-	}
-	_, port, _ := net.SplitHostPort(a)
-	var n int
-	_, err = fmt.Sscan(port, &n)
-	return n, err
-}
+// FreePort returns a loopback port for a server to listen on.
+func FreePort() (int, error) { return freeport.Port() }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/fallom/fallom-collector/exporter/fallomexporter/internal/metadata"
 	"github.com/fallom/fallom-collector/internal/fallomattr"
+	"github.com/fallom/fallom-collector/internal/testutil/freeport"
 )
 
 func sqliteConfig(t testing.TB) (*Config, string) {
@@ -413,12 +413,10 @@ func TestRetentionFromConfig(t *testing.T) {
 // starting, and neither the logs nor the write errors show the password.
 func TestPostgresUnreachableAtStartRedactsPassword(t *testing.T) {
 	const secret = "pa55-w0rd-never-logged"
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Port() // nothing listens there
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close() // nothing listens there now
 	cfg := createDefaultConfig().(*Config)
 	cfg.Storage.Driver = DriverPostgres
 	cfg.Storage.DSN = configopaque.String(fmt.Sprintf("postgres://fallom:%s@127.0.0.1:%d/fallom?sslmode=disable&connect_timeout=2", secret, port))

@@ -5,7 +5,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -26,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
+	"github.com/fallom/fallom-collector/internal/testutil/freeport"
 	"github.com/fallom/fallom-collector/internal/testutil/pgtest"
 )
 
@@ -33,12 +33,10 @@ import (
 // and returns its traces URL.
 func startReceiver(t *testing.T, next consumer.Traces) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
 	cfg.Protocols.GRPC = configoptional.None[configgrpcServerConfig]()

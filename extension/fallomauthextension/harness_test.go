@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -42,6 +41,7 @@ import (
 	"github.com/fallom/fallom-collector/extension/fallomauthextension/internal/metadata"
 	"github.com/fallom/fallom-collector/internal/fallomattr"
 	"github.com/fallom/fallom-collector/internal/keys"
+	"github.com/fallom/fallom-collector/internal/testutil/freeport"
 )
 
 // The tests run requests through the stock OTLP receiver (HTTP and gRPC)
@@ -177,10 +177,8 @@ func (h *harness) setClock(t time.Time) { h.clock.Store(t.UnixNano()) }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
 	return addr
 }
 

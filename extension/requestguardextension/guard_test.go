@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,6 +34,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fallom/fallom-collector/extension/requestguardextension/internal/metadata"
+	"github.com/fallom/fallom-collector/internal/testutil/freeport"
 )
 
 // The tests put the guard where a collector config puts it, in the stock
@@ -73,10 +73,8 @@ func newHarness(t *testing.T, cfg *Config, next consumer.Traces) *harness {
 	require.NoError(t, ext.Start(context.Background(), host))
 	t.Cleanup(func() { require.NoError(t, ext.Shutdown(context.Background())) })
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
 
 	// Configured as a user would, in the receiver's YAML shape.
 	rf := otlpreceiver.NewFactory()

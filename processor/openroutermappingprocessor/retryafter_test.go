@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"go.opentelemetry.io/collector/processor/processortest"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/fallom/fallom-collector/internal/testutil/freeport"
 )
 
 // What an OTLP/HTTP client sees when a stage after the processor refuses
@@ -79,10 +80,8 @@ func mustTraces(t *testing.T, fn consumer.ConsumeTracesFunc) consumer.Traces {
 
 func startOTLPHTTPReceiver(t *testing.T, next consumer.Traces) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
 	cfg.Protocols.GRPC = configoptional.None[configgrpc.ServerConfig]()

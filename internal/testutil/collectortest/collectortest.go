@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fallom/fallom-collector/internal/testutil/freeport"
 )
 
 // RepoRoot returns the directory holding the root go.mod of this project.
@@ -52,15 +54,15 @@ func BinaryPath(t testing.TB) string {
 	return p
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port for a collector to listen on (see
+// package freeport for why not port 0).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // Options describe one collector process.

@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -32,6 +31,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/fallom/fallom-collector/internal/testutil/freeport"
 )
 
 // templateVersion changes whenever the initdb options below change, so a
@@ -128,7 +129,7 @@ func StartServer(dir string) (*Server, error) {
 	if out, err := exec.Command("cp", "-a", tmpl, s.dataDir).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("pgtest: copy template data dir: %v: %s", err, out)
 	}
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return nil, err
 	}
@@ -190,15 +191,6 @@ func template(binDir string, uid, gid uint32) (string, error) {
 
 func pgEnv() []string {
 	return []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "LANG=C", "HOME=/tmp"}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pgtest: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // start launches the postmaster on the existing data dir and port and waits
