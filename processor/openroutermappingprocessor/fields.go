@@ -272,9 +272,7 @@ type verdicts struct {
 
 var boolVerdicts = verdicts{match: map[string]bool{"true": true, "1": true, "false": false, "0": false}, other: vNone}
 
-// content sources. Prompt and completion are each taken from the best
-// source present; every content key present is consumed (removed unless
-// keep_original_content), so stored content is never duplicated.
+// contentKind says how a content value is read.
 type contentKind uint8
 
 const (
@@ -297,49 +295,87 @@ const (
 	toSystemInstructions // semconv gen_ai.system_instructions, prepended to the prompt
 	toToolCalls          // Vercel ai.response.toolCalls, merged into the completion
 	toReasoning          // Vercel ai.response.reasoning(Text), merged into the completion
-	toOther              // content that has no field of its own (Vercel ai.prompt.tools...): only removed by drop_content
+	toOther              // content with no column of its own (tool arguments, documents...): kept, removed by drop_content only
 )
 
 type contentSpec struct {
-	key  string
-	role contentRole
-	kind contentKind
+	key    string // exact key, or a prefix ending in "."
+	role   contentRole
+	kind   contentKind
+	suffix string // prefix keys only: the key must end in it (retrieval.documents.N.document.content)
 }
 
-// contentSpecs in precedence order per role.
+// contentSpecs is the one table of content keys, in precedence order per
+// role. It serves both ends: a key whose role has a column feeds the stored
+// prompt/completion and is then removed from the attributes (stored once,
+// unless keep_original_content); drop_content removes every key listed here,
+// on spans and on span events. A key that is content is listed here, and
+// only here (TestContentKeysOfEveryDialectFixture walks the fixtures).
 var contentSpecs = []contentSpec{
-	{"fallom.prompt", toPrompt, ckNormalized},
-	{"gen_ai.input.messages", toPrompt, ckMessages}, // semconv current
-	{"gen_ai.prompt", toPrompt, ckOpenRouter},       // OpenRouter; older semconv (a string)
-	{"llm.input_messages.", toPrompt, ckFlatOpenInference},
-	{"gen_ai.prompt.", toPrompt, ckFlatTraceloop},
-	{"ai.prompt.messages", toPrompt, ckMessages}, // Vercel AI SDK
-	{"langfuse.observation.input", toPrompt, ckAny},
-	{"input.value", toPrompt, ckAny}, // OpenInference
-	{"span.input", toPrompt, ckOpenRouter},
-	{"trace.input", toPrompt, ckOpenRouter},
-	{"ai.prompt", toPrompt, ckAny}, // Vercel AI SDK outer span: {"system","prompt","messages"}
+	{key: "fallom.prompt", role: toPrompt, kind: ckNormalized},
+	{key: "gen_ai.input.messages", role: toPrompt, kind: ckMessages}, // semconv current
+	{key: "gen_ai.prompt", role: toPrompt, kind: ckOpenRouter},       // OpenRouter; older semconv (a string)
+	{key: "llm.input_messages.", role: toPrompt, kind: ckFlatOpenInference},
+	{key: "gen_ai.prompt.", role: toPrompt, kind: ckFlatTraceloop},
+	{key: "llm.prompts.", role: toPrompt, kind: ckFlatOpenInference}, // OpenInference completions API: llm.prompts.N.prompt.text
+	{key: "ai.prompt.messages", role: toPrompt, kind: ckMessages},    // Vercel AI SDK
+	{key: "langfuse.observation.input", role: toPrompt, kind: ckAny},
+	{key: "input.value", role: toPrompt, kind: ckAny}, // OpenInference
+	{key: "llm.prompts", role: toPrompt, kind: ckAny}, // OpenInference (older): array of prompt strings
+	{key: "span.input", role: toPrompt, kind: ckOpenRouter},
+	{key: "trace.input", role: toPrompt, kind: ckOpenRouter},
+	{key: "ai.prompt", role: toPrompt, kind: ckAny}, // Vercel AI SDK outer span: {"system","prompt","messages"}
 
-	{"fallom.completion", toCompletion, ckNormalized},
-	{"gen_ai.output.messages", toCompletion, ckMessages},
-	{"gen_ai.completion", toCompletion, ckOpenRouter},
-	{"llm.output_messages.", toCompletion, ckFlatOpenInference},
-	{"gen_ai.completion.", toCompletion, ckFlatTraceloop},
-	{"ai.response.text", toCompletion, ckText},
-	{"ai.response.object", toCompletion, ckText},
-	{"langfuse.observation.output", toCompletion, ckAny},
-	{"output.value", toCompletion, ckAny},
-	{"span.output", toCompletion, ckOpenRouter},
-	{"trace.output", toCompletion, ckOpenRouter},
+	{key: "fallom.completion", role: toCompletion, kind: ckNormalized},
+	{key: "gen_ai.output.messages", role: toCompletion, kind: ckMessages},
+	{key: "gen_ai.completion", role: toCompletion, kind: ckOpenRouter},
+	{key: "llm.output_messages.", role: toCompletion, kind: ckFlatOpenInference},
+	{key: "gen_ai.completion.", role: toCompletion, kind: ckFlatTraceloop},
+	{key: "llm.choices.", role: toCompletion, kind: ckFlatOpenInference}, // OpenInference completions API: llm.choices.N.completion.text
+	{key: "ai.response.text", role: toCompletion, kind: ckText},
+	{key: "ai.response.object", role: toCompletion, kind: ckText},
+	{key: "langfuse.observation.output", role: toCompletion, kind: ckAny},
+	{key: "output.value", role: toCompletion, kind: ckAny},
+	{key: "llm.choices", role: toCompletion, kind: ckAny},
+	{key: "span.output", role: toCompletion, kind: ckOpenRouter},
+	{key: "trace.output", role: toCompletion, kind: ckOpenRouter},
 
-	{"gen_ai.system_instructions", toSystemInstructions, ckMessages},
-	{"ai.response.toolCalls", toToolCalls, ckMessages},
-	{"ai.response.reasoning", toReasoning, ckText},
-	{"ai.response.reasoningText", toReasoning, ckText},
-	{"ai.prompt.tools", toOther, ckNone},
-	{"ai.prompt.toolChoice", toOther, ckNone},
-	{"langfuse.observation.metadata.input", toOther, ckNone},
+	{key: "gen_ai.system_instructions", role: toSystemInstructions, kind: ckMessages},
+	{key: "ai.response.toolCalls", role: toToolCalls, kind: ckMessages},
+	{key: "ai.response.reasoning", role: toReasoning, kind: ckText},
+	{key: "ai.response.reasoningText", role: toReasoning, kind: ckText},
+
+	// Content with no column: kept as sent (so nothing is lost), removed by
+	// drop_content.
+	{key: "gen_ai.tool.call.arguments", role: toOther},  // semconv execute_tool
+	{key: "gen_ai.tool.call.result", role: toOther},     // semconv execute_tool
+	{key: "gen_ai.retrieval.query.text", role: toOther}, // semconv retrieval
+	{key: "gen_ai.retrieval.documents", role: toOther},  // semconv retrieval (documents may carry their content)
+	{key: "ai.prompt.tools", role: toOther},             // Vercel AI SDK
+	{key: "ai.toolCall.args", role: toOther},
+	{key: "ai.toolCall.result", role: toOther},
+	{key: "ai.value", role: toOther},     // Vercel embed input
+	{key: "ai.values", role: toOther},    // Vercel embedMany inputs
+	{key: "ai.documents", role: toOther}, // Vercel rerank input
+	{key: "ai.ranking", role: toOther},   // Vercel rerank output (documents)
+	{key: "traceloop.entity.input", role: toOther},
+	{key: "traceloop.entity.output", role: toOther},
+	{key: "llm.prompt_template.template", role: toOther}, // OpenInference
+	{key: "llm.prompt_template.variables", role: toOther},
+	{key: "llm.function_call", role: toOther},
+	{key: "reranker.query", role: toOther},
+	{key: "retrieval.documents.", role: toOther, suffix: ".document.content"},
+	{key: "reranker.input_documents.", role: toOther, suffix: ".document.content"},
+	{key: "reranker.output_documents.", role: toOther, suffix: ".document.content"},
+	{key: "embedding.embeddings.", role: toOther, suffix: ".embedding.text"},
+	{key: "langfuse.observation.metadata.input", role: toOther},
+	{key: "langfuse.trace.input", role: toOther}, // the whole trace's input, not this call's prompt
+	{key: "langfuse.trace.output", role: toOther},
 }
+
+// stored reports whether content of this role has a column (and is removed
+// from the attributes once stored).
+func (r contentRole) stored() bool { return r != toOther }
 
 // dialect is the `source` column: which instrumentation produced a span.
 type dialect uint8
@@ -426,6 +462,36 @@ type prefixRule struct {
 	content *contentSpec
 	rank    uint8
 	dialect dialect
+}
+
+// contentPrefixRule reports the content rule a key matches by prefix (the
+// flattened messages, document contents), or nil.
+func contentPrefixRule(k string) *prefixRule {
+	for i := range prefixRules {
+		pr := &prefixRules[i]
+		if pr.content == nil || !strings.HasPrefix(k, pr.prefix) || len(k) == len(pr.prefix) {
+			continue
+		}
+		if pr.content.suffix != "" {
+			if strings.HasSuffix(k, pr.content.suffix) {
+				return pr
+			}
+			continue
+		}
+		// Flattened messages: <prefix>N.<path>, finish reasons excepted.
+		if _, path, ok := parseFlatKey(k[len(pr.prefix):]); ok && path != "finish_reason" {
+			return pr
+		}
+	}
+	return nil
+}
+
+// isContentKey reports whether drop_content removes an attribute of this key.
+func isContentKey(k string) bool {
+	if r, ok := exactRules[k]; ok && r.content != nil {
+		return true
+	}
+	return contentPrefixRule(k) != nil
 }
 
 func init() {
