@@ -37,6 +37,11 @@ const (
 	fUsageJSON    // Langfuse usage_details
 	fCostJSON     // Langfuse cost_details
 	fSource       // an incoming fallom.source
+	// Witnesses of token semantics (see tokenRules): never stored.
+	fInputNoCache // input tokens without cache reads or writes
+	fOutputText   // output tokens without reasoning
+	// JSON values whose members feed fields (see embeddedSpecs).
+	fProviderMetadata // Vercel ai.response.providerMetadata
 	nFields
 )
 
@@ -254,9 +259,108 @@ var fieldSpecs = []fieldSpec{
 		// OpenLLMetry marks its own workflow/task/agent/tool spans.
 		{key: "traceloop.span.kind", verdict: verdicts{match: map[string]bool{}, other: vFalse}},
 	}},
+	{fInputNoCache, rInt, keys("ai.usage.inputTokenDetails.noCacheTokens")}, // Vercel ai@6.0.119+
+	{fOutputText, rInt, keys("ai.usage.outputTokenDetails.textTokens")},
+	{fProviderMetadata, rJSON, keys("ai.response.providerMetadata")},
 	{fUsageJSON, rJSON, keys("langfuse.observation.usage_details")},
 	{fCostJSON, rJSON, keys("langfuse.observation.cost_details")},
 	{fSource, rString, keys("fallom.source")},
+}
+
+// embeddedSpec reads one member of a JSON attribute value (path: member
+// names joined by ".") into a field. Embedded values rank below every
+// attribute key of their field: they only fill what the attributes left
+// empty.
+type embeddedSpec struct {
+	from   field // an rJSON field
+	path   string
+	field  field
+	reader reader // rInt or rDouble
+}
+
+var embeddedSpecs = []embeddedSpec{
+	// Vercel AI SDK: the provider's own usage, as the provider package put
+	// it in providerMetadata (@ai-sdk/anthropic: {anthropic: {usage: <raw
+	// Anthropic usage>, cacheCreationInputTokens}}; @ai-sdk/amazon-bedrock:
+	// {bedrock: {usage: {cacheWriteInputTokens}}}; @ai-sdk/google and
+	// google-vertex: {google|vertex: {usageMetadata}};
+	// @openrouter/ai-sdk-provider: {openrouter: {usage: {cost, ...}}}).
+	{fProviderMetadata, "anthropic.usage.input_tokens", fInputNoCache, rInt}, // Anthropic's input_tokens leave the cache out
+	{fProviderMetadata, "anthropic.usage.cache_read_input_tokens", fCachedTokens, rInt},
+	{fProviderMetadata, "anthropic.cacheCreationInputTokens", fCacheWriteTokens, rInt},
+	{fProviderMetadata, "anthropic.usage.cache_creation_input_tokens", fCacheWriteTokens, rInt},
+	{fProviderMetadata, "bedrock.usage.cacheWriteInputTokens", fCacheWriteTokens, rInt},
+	{fProviderMetadata, "google.usageMetadata.candidatesTokenCount", fOutputText, rInt}, // Gemini's candidates leave thoughts out
+	{fProviderMetadata, "vertex.usageMetadata.candidatesTokenCount", fOutputText, rInt},
+	{fProviderMetadata, "google.usageMetadata.thoughtsTokenCount", fReasoningTokens, rInt},
+	{fProviderMetadata, "vertex.usageMetadata.thoughtsTokenCount", fReasoningTokens, rInt},
+	{fProviderMetadata, "openrouter.usage.cost", fTotalCost, rDouble}, // what OpenRouter charged
+	{fProviderMetadata, "openrouter.usage.promptTokensDetails.cachedTokens", fCachedTokens, rInt},
+	{fProviderMetadata, "openrouter.usage.completionTokensDetails.reasoningTokens", fReasoningTokens, rInt},
+}
+
+// tokenCounting says what an emitter leaves out of its input and output
+// counts. Stored counts are inclusive, so what is left out is added back.
+type tokenCounting uint8
+
+const (
+	inputOmitsCacheRead tokenCounting = 1 << iota
+	inputOmitsCacheWrite
+	outputOmitsReasoning
+
+	countsInclusive tokenCounting = 0
+	inputOmitsCache               = inputOmitsCacheRead | inputOmitsCacheWrite
+)
+
+// tokenRule: how the spans of one emitter (a dialect, at a version, with a
+// provider) count tokens. A row matches a span of its dialect when one of
+// its markers (keys only that version sends) is present, if it has markers,
+// and when the span's provider starts with one of its providers, if it has
+// providers. The first matching row decides; no row: inclusive, as the
+// semconv, OpenRouter, OpenInference and OpenLLMetry count.
+//
+// Two checks refine the row, because versions that count differently can
+// send the same keys: a witness (the input without cache, the output
+// without reasoning, sent beside the totals) tells which count the total is,
+// and the guard in tokens.go restores figures that cannot be inclusive.
+type tokenRule struct {
+	dialect   dialect
+	version   string   // for the README
+	markers   []string // keys only this version sends (any of them)
+	providers []string // lower-cased prefixes of the provider
+	counting  tokenCounting
+	source    string // where the counting was read
+}
+
+var tokenRules = []tokenRule{
+	{
+		dialect: dVercelAI, version: "ai@6.0.119+, 7",
+		markers: []string{
+			"ai.usage.inputTokenDetails.noCacheTokens", "ai.usage.inputTokenDetails.cacheReadTokens",
+			"ai.usage.inputTokenDetails.cacheWriteTokens", "ai.usage.outputTokenDetails.textTokens",
+			"ai.usage.outputTokenDetails.reasoningTokens",
+		},
+		counting: countsInclusive,
+		source:   "vercel/ai packages/ai/src/types/usage.ts asLanguageModelUsage (inputTokens = inputTokens.total); details added to telemetry in #13129",
+	},
+	{
+		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118 send the same keys: see the witness)",
+		providers: []string{"anthropic.", "vertex.anthropic."},
+		counting:  inputOmitsCache,
+		source:    "@ai-sdk/anthropic@2.0.0 src/anthropic-messages-language-model.ts: inputTokens = usage.input_tokens, totalTokens = input_tokens + output_tokens",
+	},
+	{
+		dialect: dVercelAI, version: "ai@3-5 (ai@6 with @ai-sdk/amazon-bedrock before 4.0.13 too)",
+		providers: []string{"amazon-bedrock", "bedrock"},
+		counting:  inputOmitsCache,
+		source:    "@ai-sdk/amazon-bedrock@3.0.0 src/bedrock-chat-language-model.ts: inputTokens = usage.inputTokens (Converse counts the cache apart); fixed in 4.0.13 (e89fc99651)",
+	},
+	{
+		dialect: dVercelAI, version: "ai@3-5",
+		providers: []string{"google."},
+		counting:  outputOmitsReasoning,
+		source:    "@ai-sdk/google@2.0.0 src/google-generative-ai-language-model.ts: outputTokens = candidatesTokenCount (thoughts apart), totalTokens = totalTokenCount",
+	},
 }
 
 // verdict outcomes for values not in a verdict table.
@@ -450,6 +554,7 @@ type keyRule struct {
 	content *contentSpec
 	rank    uint8 // content precedence within its role
 	dialect dialect
+	markers uint32 // bits of the tokenRules this key is a marker of
 }
 
 var (
@@ -529,6 +634,14 @@ func init() {
 		}
 		r := get(cs.key)
 		r.content, r.rank = cs, rank
+	}
+	if len(tokenRules) > 32 {
+		panic("openroutermapping: more than 32 token rules")
+	}
+	for i, tr := range tokenRules {
+		for _, k := range tr.markers {
+			get(k).markers |= 1 << i
+		}
 	}
 	for k, r := range exactRules {
 		r.dialect = dialectOfKey(k)

@@ -44,7 +44,8 @@ type spanState struct {
 	toolCalls  contentCand
 	reasoning  contentCand
 	hasContent bool
-	hasFallom  bool // the span already carries fallom.* keys (re-processing)
+	hasFallom  bool   // the span already carries fallom.* keys (re-processing)
+	markers    uint32 // tokenRules whose marker keys are present
 	flat       []flatEntry
 	remove     []removal         // content attributes: removed once stored, or by drop_content
 	used       [toOther + 1]bool // content roles that went into the stored prompt/completion
@@ -108,6 +109,7 @@ func (st *spanState) apply(r *keyRule, v pcommon.Value, idx int) {
 	if r.dialect > st.dialect {
 		st.dialect = r.dialect
 	}
+	st.markers |= r.markers
 	if r.content != nil {
 		st.hasContent = true
 		st.remove = append(st.remove, removal{idx, r.content.role})
@@ -240,6 +242,7 @@ type mapped struct {
 	session, customer, model, reqModel string
 	provider, operation, finish        string
 	source                             string
+	adjustments                        []string // fallom.tokens_adjusted
 }
 
 const (
@@ -307,20 +310,10 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 	m.operation = p.limitStr(st, str(fOperation), "operation")
 	m.finish = p.limitStr(st, str(fFinishReason), "finish_reason")
 
-	for i, f := range [6]field{fInputTokens, fOutputTokens, fTotalTokens, fCachedTokens, fCacheWriteTokens, fReasoningTokens} {
-		if s[f].rank != 0 {
-			m.tokens[i], m.hasTokens[i] = s[f].i, true
-		}
+	if s[fProviderMetadata].rank != 0 {
+		readEmbedded(st)
 	}
-	if !m.hasTokens[tCacheWrite] && (s[fCacheWrite5m].rank != 0 || s[fCacheWrite1h].rank != 0) {
-		m.tokens[tCacheWrite], m.hasTokens[tCacheWrite] = s[fCacheWrite5m].i+s[fCacheWrite1h].i, true
-	}
-	if s[fUsageJSON].rank != 0 {
-		langfuseUsage(s[fUsageJSON].s, m)
-	}
-	if !m.hasTokens[tTotal] && m.hasTokens[tIn] && m.hasTokens[tOut] {
-		m.tokens[tTotal], m.hasTokens[tTotal] = m.tokens[tIn]+m.tokens[tOut], true
-	}
+	resolveTokens(st, m)
 
 	if s[fInputCost].rank != 0 {
 		m.inCost, m.hasIn = s[fInputCost].f, true
@@ -513,6 +506,13 @@ func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 		}
 	}
 	putStr(attrs, st, fallomattr.Source, m.source)
+	if len(m.adjustments) > 0 {
+		sl := attrs.PutEmptySlice(fallomattr.FlagTokensAdjusted)
+		sl.EnsureCapacity(len(m.adjustments))
+		for _, r := range m.adjustments {
+			sl.AppendEmpty().SetStr(r)
+		}
+	}
 	if len(st.truncated) > 0 {
 		sl := attrs.PutEmptySlice(fallomattr.FlagTruncated)
 		sl.EnsureCapacity(len(st.truncated))
