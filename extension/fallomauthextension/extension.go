@@ -128,7 +128,7 @@ func (a *authenticator) Authenticate(ctx context.Context, sources map[string][]s
 	if r != reasonNone {
 		return ctx, a.reject(ctx, r, nil)
 	}
-	rec, err := a.checkKey(ctx, key)
+	rec, err := a.checkKey(ctx, key, true)
 	if err != nil {
 		return ctx, err
 	}
@@ -142,7 +142,7 @@ func (a *authenticator) Authenticate(ctx context.Context, sources map[string][]s
 // against the current (hot-reloaded) keys and this instance's scope. A
 // valid key without the scope fails with an error wrapping ErrMissingScope.
 func (a *authenticator) CheckKey(key string) (principal.Principal, error) {
-	rec, err := a.checkKey(noCtx, key)
+	rec, err := a.checkKey(noCtx, key, true)
 	if err != nil {
 		return principal.Principal{}, err
 	}
@@ -153,23 +153,26 @@ func (a *authenticator) CheckKey(key string) (principal.Principal, error) {
 // made by CheckKey): a key removed from the keys, revoked, expired or that
 // lost this instance's scope since is refused, with the errors of CheckKey.
 func (a *authenticator) CheckDigest(digest [sha256.Size]byte) (principal.Principal, error) {
-	rec, err := a.checkDigest(noCtx, digest)
+	rec, err := a.checkDigest(noCtx, digest, true)
 	if err != nil {
 		return principal.Principal{}, err
 	}
 	return rec.principal(), nil
 }
 
-func (a *authenticator) checkKey(ctx context.Context, key string) (*keyRecord, error) {
+// checkKey runs every check on a presented key. Refusals are counted and
+// logged; an acceptance only when countAccepted (the gRPC tap handle leaves
+// that to the interceptor that follows it).
+func (a *authenticator) checkKey(ctx context.Context, key string, countAccepted bool) (*keyRecord, error) {
 	// The format check bounds the input before hashing and turns anything
 	// that is not a fallom key into a clear message.
 	if !keys.ValidFormat(key) {
 		return nil, a.reject(ctx, reasonNotFlmKey, nil)
 	}
-	return a.checkDigest(ctx, keys.DigestOf(key))
+	return a.checkDigest(ctx, keys.DigestOf(key), countAccepted)
 }
 
-func (a *authenticator) checkDigest(ctx context.Context, digest keys.Digest) (*keyRecord, error) {
+func (a *authenticator) checkDigest(ctx context.Context, digest keys.Digest, countAccepted bool) (*keyRecord, error) {
 	rec := a.keys.Load().byDigest[digest]
 	// The map finds the candidate by digest. Its own equality check is not
 	// constant-time, but it only sees digests of the presented key, whose
@@ -189,6 +192,9 @@ func (a *authenticator) checkDigest(ctx context.Context, digest keys.Digest) (*k
 	}
 	if !rec.has(a.scope) {
 		return nil, a.reject(ctx, reasonMissingScope, rec)
+	}
+	if !countAccepted {
+		return rec, nil
 	}
 	a.telemetry.requests.Add(ctx, 1, rec.acceptedOpts...)
 	if ce := a.logger.Check(zap.DebugLevel, "request accepted"); ce != nil {

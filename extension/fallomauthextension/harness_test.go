@@ -80,6 +80,8 @@ type harness struct {
 
 	spanSeq atomic.Int64
 	clock   atomic.Int64 // unix nanos, when the test controls the clock (withClock)
+
+	grpcExtra map[string]any // more gRPC server settings (withGRPCServer)
 }
 
 type harnessOption func(*harness)
@@ -141,10 +143,14 @@ func newHarness(t *testing.T, cfg *Config, opts ...harnessOption) *harness {
 	httpAddr, grpcAddr := freeAddr(t), freeAddr(t)
 	rf := otlpreceiver.NewFactory()
 	rcfg := rf.CreateDefaultConfig()
+	grpcCfg := map[string]any{"endpoint": grpcAddr, "auth": map[string]any{"authenticator": extID.String()}}
+	for k, v := range h.grpcExtra {
+		grpcCfg[k] = v
+	}
 	require.NoError(t, confmap.NewFromStringMap(map[string]any{
 		"protocols": map[string]any{
 			"http": map[string]any{"endpoint": httpAddr, "auth": map[string]any{"authenticator": extID.String()}},
-			"grpc": map[string]any{"endpoint": grpcAddr, "auth": map[string]any{"authenticator": extID.String()}},
+			"grpc": grpcCfg,
 		},
 	}).Unmarshal(rcfg))
 	rset := receiver.Settings{ID: component.NewID(rf.Type()), TelemetrySettings: telSet, BuildInfo: component.NewDefaultBuildInfo()}

@@ -21,8 +21,11 @@ func TestLoadConfig(t *testing.T) {
 		want    *Config
 		wantErr string
 	}{
-		{name: "", want: &Config{MaxInFlightRequests: 512, RetryAfter: 5 * time.Second}},
-		{name: "unbounded", want: &Config{MaxInFlightRequests: 0, RetryAfter: 5 * time.Second}},
+		{name: "", want: &Config{MaxInFlightRequests: 512, RetryAfter: 5 * time.Second, MaxProjectShare: 0.75}},
+		{name: "unbounded", want: &Config{MaxInFlightRequests: 0, RetryAfter: 5 * time.Second, MaxProjectShare: 0.75}},
+		{name: "no_share", want: &Config{MaxInFlightRequests: 512, RetryAfter: 5 * time.Second, MaxProjectShare: 1}},
+		{name: "zero_share", wantErr: "max_project_share must be above 0 and at most 1"},
+		{name: "over_share", wantErr: "max_project_share must be above 0 and at most 1"},
 		{name: "negative", wantErr: "max_in_flight_requests must be 0 (no bound) or positive"},
 		{name: "subsecond", wantErr: "retry_after must be at least 1s"},
 	}

@@ -17,6 +17,7 @@ import (
 const (
 	defaultMaxInFlightRequests = 512
 	defaultRetryAfter          = 5 * time.Second
+	defaultMaxProjectShare     = 0.75
 )
 
 // NewFactory creates the requestguard extension factory.
@@ -28,6 +29,7 @@ func createDefaultConfig() component.Config {
 	return &Config{
 		MaxInFlightRequests: defaultMaxInFlightRequests,
 		RetryAfter:          defaultRetryAfter,
+		MaxProjectShare:     defaultMaxProjectShare,
 	}
 }
 

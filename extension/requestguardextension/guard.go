@@ -8,6 +8,9 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
+
+	"go.opentelemetry.io/collector/client"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/extension"
@@ -18,6 +21,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/fallom/fallom-collector/internal/fallomattr"
 )
 
 // guard is the extension: an extensionmiddleware.HTTPServer. confighttp puts
@@ -34,6 +39,13 @@ type guard struct {
 	// overload.
 	busy       encodedStatus
 	retryAfter string
+
+	// Per-project share of the slots: perProject requests at most, counted
+	// in inFlightByProject (under mu). perProject is 0 when there is no share.
+	perProject        int
+	projectBusy       encodedStatus
+	mu                sync.Mutex
+	inFlightByProject map[string]int
 }
 
 var (
@@ -62,6 +74,20 @@ func newGuard(cfg *Config, set component.TelemetrySettings) (*guard, error) {
 		if g.busy, err = encodeStatus(st); err != nil {
 			return nil, err
 		}
+		if share := int(cfg.MaxProjectShare * float64(cfg.MaxInFlightRequests)); cfg.MaxProjectShare > 0 && cfg.MaxProjectShare < 1 {
+			g.perProject = max(share, 1)
+			g.inFlightByProject = make(map[string]int)
+			st, err := status.New(codes.Unavailable, fmt.Sprintf(
+				"collector busy: this project already has %d requests in flight, its share of the collector (requestguard max_project_share); retry after %s",
+				g.perProject, g.retryAfter+"s")).
+				WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(cfg.RetryAfter)})
+			if err != nil {
+				return nil, err
+			}
+			if g.projectBusy, err = encodeStatus(st); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return g, nil
 }
@@ -83,14 +109,25 @@ func (g *guard) GetHTTPHandler(context.Context) (extensionmiddleware.WrapHTTPHan
 }
 
 func (g *guard) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	if g.perProject > 0 {
+		// The authenticator runs before server middlewares, so the
+		// request's project is known here, before the body is read.
+		if project := requestProject(r.Context()); project != "" {
+			if !g.acquireProjectSlot(project) {
+				g.tel.refused(r.Context(), reasonProjectBusy)
+				g.shed(w, r, g.projectBusy)
+				return
+			}
+			defer g.releaseProjectSlot(project)
+		}
+	}
 	if g.slots != nil {
 		select {
 		case g.slots <- struct{}{}:
 			defer func() { <-g.slots }()
 		default:
 			g.tel.refused(r.Context(), reasonBusy)
-			w.Header().Set("Retry-After", g.retryAfter)
-			g.busy.write(w, r, http.StatusServiceUnavailable)
+			g.shed(w, r, g.busy)
 			return
 		}
 	}
@@ -101,6 +138,47 @@ func (g *guard) serveHTTP(next http.Handler, w http.ResponseWriter, r *http.Requ
 	body := &limitWatchingBody{ReadCloser: r.Body}
 	r.Body = body
 	next.ServeHTTP(&tooLargeResponseWriter{ResponseWriter: w, body: body, req: r, tel: g.tel}, r)
+}
+
+// shed answers 503 with Retry-After without reading the request's body.
+// "Connection: close" matters: before answering, Go's HTTP/1.1 server reads
+// up to 256 KiB of a body the handler left unread (to keep the connection
+// alive), so a refusal of a request whose body trickles in would otherwise
+// wait for that body, or for read_timeout.
+func (g *guard) shed(w http.ResponseWriter, r *http.Request, answer encodedStatus) {
+	w.Header().Set("Retry-After", g.retryAfter)
+	w.Header().Set("Connection", "close")
+	answer.write(w, r, http.StatusServiceUnavailable)
+}
+
+// requestProject is the project_id of the key that authenticated the request.
+func requestProject(ctx context.Context) string {
+	info := client.FromContext(ctx)
+	if info.Auth == nil {
+		return ""
+	}
+	p, _ := info.Auth.GetAttribute(fallomattr.AuthProjectID).(string)
+	return p
+}
+
+func (g *guard) acquireProjectSlot(project string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inFlightByProject[project] >= g.perProject {
+		return false
+	}
+	g.inFlightByProject[project]++
+	return true
+}
+
+func (g *guard) releaseProjectSlot(project string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if n := g.inFlightByProject[project] - 1; n > 0 {
+		g.inFlightByProject[project] = n
+	} else {
+		delete(g.inFlightByProject, project)
+	}
 }
 
 // limitWatchingBody remembers that a read failed on the body-size limit.

@@ -20,12 +20,13 @@ const (
 type refusalReason int
 
 const (
-	reasonBusy     refusalReason = iota // over max_in_flight_requests: 503
-	reasonTooLarge                      // body over max_request_body_size: 413
+	reasonBusy        refusalReason = iota // over max_in_flight_requests: 503
+	reasonTooLarge                         // body over max_request_body_size: 413
+	reasonProjectBusy                      // the project's share of max_in_flight_requests in use: 503
 	numReasons
 )
 
-var reasonNames = [numReasons]string{reasonBusy: "busy", reasonTooLarge: "too_large"}
+var reasonNames = [numReasons]string{reasonBusy: "busy", reasonTooLarge: "too_large", reasonProjectBusy: "project_busy"}
 
 type telemetry struct {
 	refusedCounter metric.Int64Counter
@@ -38,7 +39,7 @@ func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
 	t := &telemetry{}
 	var err error
 	if t.refusedCounter, err = meter.Int64Counter(metricRefused,
-		metric.WithDescription("HTTP requests refused by requestguard, by reason (busy: 503 over max_in_flight_requests; too_large: 413 over max_request_body_size)."),
+		metric.WithDescription("HTTP requests refused by requestguard, by reason (busy: 503 over max_in_flight_requests; project_busy: 503 over the project's max_project_share; too_large: 413 over max_request_body_size)."),
 		metric.WithUnit("{request}")); err != nil {
 		return nil, err
 	}
