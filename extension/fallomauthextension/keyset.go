@@ -20,6 +20,7 @@ type keyRecord struct {
 	name      string
 	expiresAt time.Time // zero: never expires
 	revoked   bool
+	fromFile  bool // loaded from the keys file (not an inline key)
 	// scopes the key was granted; the instance's scope is checked per request.
 	scopes   []principal.Scope
 	authData *authData
@@ -54,7 +55,9 @@ func buildKeySet(inline, fromFile []keys.Validated, tel *telemetry) (*keySet, er
 			errs = append(errs, fmt.Errorf("keys[%d] (%q): same key as a key in the collector config", i, v.Name))
 			continue
 		}
-		set.byDigest[v.Digest] = newKeyRecord(v, tel)
+		rec := newKeyRecord(v, tel)
+		rec.fromFile = true
+		set.byDigest[v.Digest] = rec
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -131,4 +134,51 @@ func (p *authData) GetAttribute(name string) any {
 
 func (*authData) GetAttributeNames() []string {
 	return []string{fallomattr.AuthProjectID, fallomattr.AuthKeyName}
+}
+
+// restrictedBy is the fail-safe answer to a keys file that is refused: the
+// file's keys of s, minus every one the refused file removes, revokes,
+// expires earlier or takes scopes from, judged by its entries that can be
+// read and validated on their own (readable). A key whose entry is missing,
+// unreadable, ambiguous (its name twice) or now names another key is
+// dropped. Nothing is ever added or widened: a broken file can only close
+// doors. Inline keys are not the file's to change. changed reports whether
+// the result differs from s.
+func (s *keySet) restrictedBy(readable []keys.Entry) (out *keySet, changed bool) {
+	byName := make(map[string]keys.Validated, len(readable))
+	seen := make(map[string]int, len(readable))
+	for _, e := range readable {
+		seen[e.Name]++
+		if v, err := keys.Validate("keys", []keys.Entry{e}); err == nil {
+			byName[e.Name] = v[0]
+		}
+	}
+	out = &keySet{byDigest: make(map[keys.Digest]*keyRecord, len(s.byDigest))}
+	for d, rec := range s.byDigest {
+		if !rec.fromFile {
+			out.byDigest[d] = rec
+			continue
+		}
+		v, ok := byName[rec.name]
+		if !ok || seen[rec.name] != 1 || v.Digest != rec.digest {
+			changed = true
+			continue
+		}
+		narrowed := *rec
+		narrowed.revoked = rec.revoked || v.Revoked
+		if !v.ExpiresAt.IsZero() && (rec.expiresAt.IsZero() || v.ExpiresAt.Before(rec.expiresAt)) {
+			narrowed.expiresAt = v.ExpiresAt
+		}
+		narrowed.scopes = slices.DeleteFunc(slices.Clone(rec.scopes), func(sc principal.Scope) bool { return !slices.Contains(v.Scopes, sc) })
+		if len(narrowed.scopes) == 0 {
+			changed = true
+			continue
+		}
+		if narrowed.revoked != rec.revoked || !narrowed.expiresAt.Equal(rec.expiresAt) || len(narrowed.scopes) != len(rec.scopes) {
+			changed = true
+		}
+		out.byDigest[d] = &narrowed
+		out.fromFile++
+	}
+	return out, changed
 }

@@ -107,24 +107,25 @@ func TestBrokenKeysFileKeepsLastGoodSet(t *testing.T) {
 
 	withB := "keys:\n" + entryYAML("a", "p1", a) + entryYAML("b", "p2", b)
 	broken := []struct {
-		name    string
-		content string
-		logMsg  string // snippet of the log message
-		errPart string // snippet of the logged error
+		name     string
+		content  string
+		logMsg   string // snippet of the log message
+		errPart  string // snippet of the logged error
+		removesA bool   // the file has no readable, unambiguous entry for key a: fail safe, a stops working
 	}{
-		{"invalid YAML", "keys:\n  - name: b\n    project: [p2\n    key: " + plain + "\n", "keys file refused", "not valid YAML"},
-		{"half-written (cut inside a digest)", withB[:len(withB)-20], "keys file refused", "key_sha256 must be 64 hex characters"},
-		{"half-written (cut inside a field name)", withB[:strings.LastIndex(withB, "key_sha256")+4], "keys file refused", "not valid YAML"},
-		{"unknown field", "keys:\n" + entryYAML("b", "p2", b, "expires: 2030-01-01T00:00:00Z"), "keys file refused", "unknown field \"expires\""},
-		{"duplicate names", "keys:\n" + entryYAML("a", "p1", a) + entryYAML("a", "p2", b), "keys file refused", "name is already used"},
-		{"same key twice", "keys:\n" + entryYAML("a", "p1", a) + entryYAML("b", "p2", a), "keys file refused", "same key as"},
-		{"plaintext key with bad revoked value", "keys:\n  - name: b\n    project: p2\n    key: " + plain + "\n    revoked: maybe\n", "keys file refused", "revoked must be true or false"},
-		{"key pasted as a field name", "keys:\n  - name: b\n    project: p2\n    " + plain + ": x\n", "keys file refused", "(name not shown)"},
-		{"key pasted as the name", "keys:\n  - name: " + plain + "\n    project: p2\n    key_sha256: " + keys.DigestOf(b).Hex() + "\n", "keys file refused", "name looks like an API key"},
-		{"plaintext key malformed", "keys:\n  - name: b\n    project: p2\n    key: flm_" + strings.Repeat("x", 15) + "!\n", "keys file refused", "key is not a valid fallom key"},
-		{"bad expires_at", "keys:\n" + entryYAML("b", "p2", b, "expires_at: next week"), "keys file refused", "expires_at must be an RFC 3339 time"},
-		{"empty (truncated for rewrite)", "", "keys file is empty", ""},
-		{"wrong top-level shape", "- name: b\n", "keys file refused", "must be a mapping"},
+		{"invalid YAML", "keys:\n  - name: b\n    project: [p2\n    key: " + plain + "\n", "keys file refused", "not valid YAML", false},
+		{"half-written (cut inside a digest)", withB[:len(withB)-20], "keys file refused", "key_sha256 must be 64 hex characters", false},
+		{"half-written (cut inside a field name)", withB[:strings.LastIndex(withB, "key_sha256")+4], "keys file refused", "not valid YAML", false},
+		{"unknown field", "keys:\n" + entryYAML("b", "p2", b, "expires: 2030-01-01T00:00:00Z"), "keys file refused", "unknown field \"expires\"", true},
+		{"duplicate names", "keys:\n" + entryYAML("a", "p1", a) + entryYAML("a", "p2", b), "keys file refused", "name is already used", true},
+		{"same key twice", "keys:\n" + entryYAML("a", "p1", a) + entryYAML("b", "p2", a), "keys file refused", "same key as", false},
+		{"plaintext key with bad revoked value", "keys:\n  - name: b\n    project: p2\n    key: " + plain + "\n    revoked: maybe\n", "keys file refused", "revoked must be true or false", true},
+		{"key pasted as a field name", "keys:\n  - name: b\n    project: p2\n    " + plain + ": x\n", "keys file refused", "(name not shown)", true},
+		{"key pasted as the name", "keys:\n  - name: " + plain + "\n    project: p2\n    key_sha256: " + keys.DigestOf(b).Hex() + "\n", "keys file refused", "name looks like an API key", true},
+		{"plaintext key malformed", "keys:\n  - name: b\n    project: p2\n    key: flm_" + strings.Repeat("x", 15) + "!\n", "keys file refused", "key is not a valid fallom key", true},
+		{"bad expires_at", "keys:\n" + entryYAML("b", "p2", b, "expires_at: next week"), "keys file refused", "expires_at must be an RFC 3339 time", true},
+		{"empty (truncated for rewrite)", "", "keys file is empty", "", false},
+		{"wrong top-level shape", "- name: b\n", "keys file refused", "must be a mapping", false},
 	}
 	for _, bc := range broken {
 		before := h.logCount(bc.logMsg)
@@ -135,9 +136,19 @@ func TestBrokenKeysFileKeepsLastGoodSet(t *testing.T) {
 			logged := entries[len(entries)-1].ContextMap()["error"]
 			require.Contains(t, logged, bc.errPart, bc.name)
 		}
-		h.requireAccepted(h.bearerHTTP(a), "p1", "a")
+		// Nothing is ever added by a refused file.
 		h.requireRejected(h.bearerHTTP(b), ErrUnknownKey)
 		h.requireRejected(h.bearerHTTP(plain), ErrUnknownKey)
+		if !bc.removesA {
+			h.requireAccepted(h.bearerHTTP(a), "p1", "a")
+			continue
+		}
+		// Issue 15 item 2, fail safe: what a refused file removes is removed.
+		h.requireRejected(h.bearerHTTP(a), ErrUnknownKey)
+		require.Equal(t, int64(1), h.refusedGauge(), bc.name)
+		writeFileAtomic(t, file, good)
+		h.eventually(func() bool { return h.status(a) == "" }, bc.name+": the good file written back was not applied")
+		require.Equal(t, int64(0), h.refusedGauge(), bc.name)
 	}
 	// Removing the file keeps the set too (editors may delete then write).
 	require.NoError(t, os.Remove(file))
@@ -150,7 +161,7 @@ func TestBrokenKeysFileKeepsLastGoodSet(t *testing.T) {
 	h.requireRejected(h.bearerHTTP(a), ErrUnknownKey)
 
 	require.GreaterOrEqual(t, h.reloadCount("failure"), int64(len(broken)))
-	require.Equal(t, int64(1), h.reloadCount("success"))
+	require.GreaterOrEqual(t, h.reloadCount("success"), int64(1))
 }
 
 func (h *harness) reloadCount(outcome string) int64 {
@@ -213,3 +224,13 @@ func TestStartRefusesInvalidKeysFile(t *testing.T) {
 }
 
 var _ component.Host = (*testHost)(nil)
+
+// refusedGauge reads otelcol_fallomauth_keys_file_refused.
+func (h *harness) refusedGauge() int64 {
+	h.t.Helper()
+	m, err := h.tel.GetMetric(metricRefused)
+	require.NoError(h.t, err)
+	g := m.Data.(metricdata.Gauge[int64])
+	require.Len(h.t, g.DataPoints, 1)
+	return g.DataPoints[0].Value
+}

@@ -2,6 +2,7 @@ package fallomauthextension
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -16,6 +17,7 @@ const (
 	metricRequests = "otelcol_fallomauth_requests"
 	metricReloads  = "otelcol_fallomauth_reloads"
 	metricKeys     = "otelcol_fallomauth_keys"
+	metricRefused  = "otelcol_fallomauth_keys_file_refused"
 
 	attrOutcome = "outcome" // accepted | rejected (requests), success | failure (reloads)
 	attrReason  = "reason"  // rejection reason, see reasonNames
@@ -32,6 +34,10 @@ type telemetry struct {
 
 	rejectOpts                [numReasons][]metric.AddOption
 	reloadOKOpt, reloadErrOpt metric.AddOption
+
+	// fileRefused is true while the keys file on disk is refused (the
+	// collector runs on the last good set, narrowed fail-safe).
+	fileRefused atomic.Bool
 }
 
 func newTelemetry(set component.TelemetrySettings) (*telemetry, error) {
@@ -66,6 +72,12 @@ func (t *telemetry) registerKeysGauge(set component.TelemetrySettings, current f
 	if err != nil {
 		return err
 	}
+	refused, err := meter.Int64ObservableGauge(metricRefused,
+		metric.WithDescription("1 while the keys file on disk is refused (invalid): the last good set is in force, minus the keys the file removes or revokes; 0 otherwise."),
+		metric.WithUnit("{file}"))
+	if err != nil {
+		return err
+	}
 	active := metric.WithAttributeSet(attribute.NewSet(attribute.String(attrState, "active")))
 	revoked := metric.WithAttributeSet(attribute.NewSet(attribute.String(attrState, "revoked")))
 	expired := metric.WithAttributeSet(attribute.NewSet(attribute.String(attrState, "expired")))
@@ -74,8 +86,13 @@ func (t *telemetry) registerKeysGauge(set component.TelemetrySettings, current f
 		o.ObserveInt64(gauge, int64(a), active)
 		o.ObserveInt64(gauge, int64(r), revoked)
 		o.ObserveInt64(gauge, int64(e), expired)
+		var isRefused int64
+		if t.fileRefused.Load() {
+			isRefused = 1
+		}
+		o.ObserveInt64(refused, isRefused)
 		return nil
-	}, gauge)
+	}, gauge, refused)
 	return err
 }
 

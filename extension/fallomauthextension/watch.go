@@ -203,7 +203,7 @@ func (a *authenticator) reload() {
 		return
 	}
 	if err != nil {
-		a.refuse([sha256.Size]byte{}, err)
+		a.refuse([sha256.Size]byte{}, err, nil)
 		return
 	}
 	st.missing = false
@@ -211,7 +211,7 @@ func (a *authenticator) reload() {
 	if sum == st.lastApplied || sum == st.lastRejected {
 		return
 	}
-	entries, err := keys.Parse(data)
+	entries, err := keys.ParsePartial(data)
 	if errors.Is(err, keys.ErrEmptyFile) {
 		// Most likely truncated by an in-place rewrite that is still going on.
 		st.lastRejected = sum
@@ -221,30 +221,53 @@ func (a *authenticator) reload() {
 		return
 	}
 	if err != nil {
-		a.refuse(sum, err)
+		a.refuse(sum, err, entries)
 		return
 	}
 	set, err := a.buildFromFile(entries)
 	if err != nil {
-		a.refuse(sum, err)
+		a.refuse(sum, err, entries)
 		return
 	}
 	a.apply(set, sum, "reloaded")
 	a.telemetry.reloads.Add(noCtx, 1, a.telemetry.reloadOKOpt)
+	a.telemetry.fileRefused.Store(false)
 	if a.host != nil && st.reportedError {
 		st.reportedError = false
 		componentstatus.ReportStatus(a.host, componentstatus.NewEvent(componentstatus.StatusOK))
 	}
 }
 
-func (a *authenticator) refuse(sum [sha256.Size]byte, err error) {
+// refuse keeps the last good set, narrowed by what the refused file says
+// about its keys (readable: its entries that parse; nil when nothing can be
+// read): revocations and removals in a file with a typo elsewhere still take
+// effect (fail safe); nothing is added. The refusal shows in the logs, the
+// component status (recoverable error) and the otelcol_fallomauth_keys_file_refused
+// gauge until a good file is loaded.
+func (a *authenticator) refuse(sum [sha256.Size]byte, err error, readable []keys.Entry) {
 	a.fileState.lastRejected = sum
-	a.logger.Error("keys file refused; keeping the last good set",
-		zap.String("keys_file", a.keysFile), zap.Error(err))
+	a.telemetry.fileRefused.Store(true)
+	msg := "keys file refused; keeping the last good set"
+	if readable != nil {
+		if narrowed, changed := a.keys.Load().restrictedBy(readable); changed {
+			a.keys.Store(narrowed)
+			// The set in force no longer matches any file: the last good
+			// content, written back, must be applied again.
+			a.fileState.lastApplied = [sha256.Size]byte{}
+			active, revoked, expired := narrowed.counts(a.now())
+			msg = "keys file refused; keeping the last good set minus the keys the file removes, revokes, expires or narrows"
+			a.logger.Error(msg, zap.String("keys_file", a.keysFile), zap.Error(err),
+				zap.Int("active", active), zap.Int("revoked", revoked), zap.Int("expired", expired))
+		} else {
+			a.logger.Error(msg, zap.String("keys_file", a.keysFile), zap.Error(err))
+		}
+	} else {
+		a.logger.Error(msg, zap.String("keys_file", a.keysFile), zap.Error(err))
+	}
 	a.telemetry.reloads.Add(noCtx, 1, a.telemetry.reloadErrOpt)
 	if a.host != nil {
 		a.fileState.reportedError = true
 		componentstatus.ReportStatus(a.host, componentstatus.NewRecoverableErrorEvent(
-			errors.New("keys file refused, keeping the last good set: "+err.Error())))
+			errors.New(msg+": "+err.Error())))
 	}
 }

@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/fallom/fallom-collector/internal/principal"
 )
@@ -102,9 +104,26 @@ type newKeySpec struct {
 	scopes        []principal.Scope
 }
 
+// editTarget resolves the keys file through symbolic links and locks it for
+// a read-modify-write; the caller must call unlock.
+func editTarget(path string) (target string, unlock func(), err error) {
+	if target, err = ResolveLink(path); err != nil {
+		return "", nil, fmt.Errorf("keys file %s: %w", path, err)
+	}
+	if unlock, err = lockForEdit(target); err != nil {
+		return "", nil, err
+	}
+	return target, unlock, nil
+}
+
 func create(stdout, stderr io.Writer, path string, spec newKeySpec, now time.Time) error {
 	project, name, expiresAt := spec.project, spec.name, spec.expiresAt
-	doc, entries, _, err := ReadDocument(path)
+	target, unlock, err := editTarget(path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	doc, entries, _, err := ReadDocument(target)
 	if err != nil {
 		return err
 	}
@@ -133,7 +152,7 @@ func create(stdout, stderr io.Writer, path string, spec newKeySpec, now time.Tim
 	} else if _, err := Validate("keys", check); err != nil {
 		return fmt.Errorf("refusing to write keys file: %w", err)
 	}
-	if err := WriteFileAtomic(path, data); err != nil {
+	if err := WriteFileAtomic(target, data); err != nil {
 		return err
 	}
 	if _, err := fmt.Fprintln(stdout, key); err != nil {
@@ -228,12 +247,32 @@ func newRevokeCommand(keysFile *string) *cobra.Command {
 }
 
 func revoke(stderr io.Writer, path, name string, now time.Time) error {
-	doc, entries, exists, err := ReadDocument(path)
+	target, unlock, err := editTarget(path)
 	if err != nil {
 		return err
 	}
-	if !exists {
+	defer unlock()
+	data, err := os.ReadFile(target)
+	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%s does not exist: no key named %q", path, name)
+	}
+	if err != nil {
+		return fmt.Errorf("reading keys file: %w", err)
+	}
+	// Validate before writing. A file with errors is refused by the
+	// collector as a whole, but it still applies the revocations and
+	// removals it can read (fail safe): revoking is still worth doing when
+	// the file's structure is sound, and the entry is rewritten whole.
+	doc, entries, beforeErr := parseEntries(data)
+	if doc == nil {
+		return fmt.Errorf("%s cannot be edited; fix it first (the collector is not loading it either):\n%w", path, beforeErr)
+	}
+	if beforeErr == nil {
+		_, beforeErr = Validate("keys", entries)
+	}
+	if beforeErr != nil {
+		fmt.Fprintf(stderr, "warning: %s has errors; the running collector refuses it as a whole "+
+			"(it applies revocations and removals from it):\n%v\n", path, beforeErr)
 	}
 	var found *Entry
 	for i := range entries {
@@ -241,22 +280,50 @@ func revoke(stderr io.Writer, path, name string, now time.Time) error {
 			found = &entries[i]
 		}
 	}
-	if found == nil {
+	if found == nil && !slices.ContainsFunc(doc.seq.Content, func(n *yaml.Node) bool { return fieldValue(resolve(n), fieldName) == name }) {
 		return fmt.Errorf("no key named %q in %s", name, path)
 	}
-	if found.Revoked {
+	if found != nil && found.Revoked {
 		fmt.Fprintf(stderr, "Key %q is already revoked.\n", name)
 		return nil
 	}
-	doc.Revoke(name, "revoked "+now.Format(time.RFC3339)+" by `keys revoke`")
-	data, err := doc.Bytes()
+	if !doc.Revoke(name, "revoked "+now.Format(time.RFC3339)+" by `keys revoke`") {
+		// The name is on an entry that could not be read.
+		return fmt.Errorf("the entry named %q in %s cannot be read; set `revoked: true` on it by hand", name, path)
+	}
+	out, err := doc.Bytes()
 	if err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(path, data); err != nil {
+	if err := WriteFileAtomic(target, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "Revoked key %q in %s; a running collector rejects it from its next reload.\n", name, absPath(path))
+	// Validate after writing, from the disk: the entry must read back as
+	// revoked, and say whether the collector loads the file as a whole.
+	written, err := os.ReadFile(target)
+	if err != nil {
+		return fmt.Errorf("reading the keys file back: %w", err)
+	}
+	readable, strictErr := ParsePartial(written)
+	revoked := false
+	for _, e := range readable {
+		if e.Name == name && e.Revoked {
+			if _, err := Validate("keys", []Entry{e}); err == nil {
+				revoked = true
+			}
+		}
+	}
+	if !revoked {
+		return fmt.Errorf("wrote %s but key %q does not read back as revoked: check the file", absPath(target), name)
+	}
+	if strictErr == nil {
+		_, strictErr = Validate("keys", readable)
+	}
+	fmt.Fprintf(stderr, "Revoked key %q in %s; a running collector rejects it from its next reload.\n", name, absPath(target))
+	if strictErr != nil {
+		fmt.Fprintf(stderr, "warning: the collector refuses %s as a whole until this is fixed (it still applies the revocation, "+
+			"but no other change to the file):\n%v\n", path, strictErr)
+	}
 	return nil
 }
 

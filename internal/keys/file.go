@@ -81,7 +81,28 @@ func NewDocument() *Document {
 	return &Document{doc: &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}}, seq: seq}
 }
 
+// ParsePartial parses what it can of a keys file that Parse refuses: the
+// entries that are well-formed on their own, and the error Parse would give.
+// A collector refusing a file uses them to apply the revocations and
+// removals the file makes (fail safe), never to add keys. A file whose
+// structure is broken (not YAML, no `keys:` list) yields no entries.
+func ParsePartial(data []byte) ([]Entry, error) {
+	_, good, err := parseEntries(data)
+	return good, err
+}
+
 func parseDocument(data []byte) (*Document, []Entry, error) {
+	doc, good, err := parseEntries(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return doc, good, nil
+}
+
+// parseEntries parses the document; on entry errors it returns the
+// document (editable, when its structure is sound) and the well-formed
+// entries with the error.
+func parseEntries(data []byte) (*Document, []Entry, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil, ErrEmptyFile
 	}
@@ -132,7 +153,7 @@ func parseDocument(data []byte) (*Document, []Entry, error) {
 		entries = append(entries, e)
 	}
 	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
+		return &Document{doc: &doc, seq: seq}, entries, errors.Join(errs...)
 	}
 	return &Document{doc: &doc, seq: seq}, entries, nil
 }
@@ -368,15 +389,17 @@ func scalar(v string) *yaml.Node {
 // watcher) see either the old or the new content, never a partial file: it
 // writes a temporary file in the same directory, syncs it and renames it over
 // path. A new file and its directory are created private (0600 / 0700); an
-// existing file keeps its mode.
+// existing file keeps its mode and its owner. path must not be a symbolic
+// link (see ResolveLink): the rename would replace the link.
 func WriteFileAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating directory for keys file: %w", err)
 	}
 	mode := os.FileMode(0o600)
-	if fi, statErr := os.Stat(path); statErr == nil {
-		mode = fi.Mode().Perm()
+	old, statErr := os.Stat(path)
+	if statErr == nil {
+		mode = old.Mode().Perm()
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -387,6 +410,12 @@ func WriteFileAtomic(path string, data []byte) (err error) {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
+	if old != nil {
+		if err = keepOwner(tmp, old); err != nil {
+			_ = tmp.Close()
+			return err
+		}
+	}
 	if _, err = tmp.Write(data); err != nil {
 		_ = tmp.Close()
 		return fmt.Errorf("writing temporary keys file: %w", err)
