@@ -234,3 +234,30 @@ func (h *harness) refusedGauge() int64 {
 	require.Len(h.t, g.DataPoints, 1)
 	return g.DataPoints[0].Value
 }
+
+// TestSymlinkedKeysFileTargetIsWatched (issue 15 item 6): the keys file is a
+// symbolic link into another directory; with no periodic check at all, an
+// edit of the file it leads to is seen by the watcher.
+func TestSymlinkedKeysFileTargetIsWatched(t *testing.T) {
+	ks := genKeys(t, 2)
+	a, b := ks[0], ks[1]
+	dir := t.TempDir()
+	real := filepath.Join(dir, "secrets", "keys.yaml")
+	writeFile(t, real, "keys:\n"+entryYAML("a", "p1", a))
+	link := filepath.Join(dir, "conf", "keys.yaml")
+	require.NoError(t, os.MkdirAll(filepath.Dir(link), 0o700))
+	require.NoError(t, os.Symlink(real, link))
+	h := newHarness(t, &Config{KeysFile: link, ReloadInterval: 0}, withSecrets(ks...))
+	h.requireAccepted(h.bearerHTTP(a), "p1", "a")
+
+	writeFileAtomic(t, real, "keys:\n"+entryYAML("a", "p1", a, "revoked: true")+entryYAML("b", "p1", b))
+	h.eventually(func() bool { return h.status(b) == "" }, "edit of the link's target not seen")
+	h.requireRejected(h.bearerHTTP(a), ErrRevokedKey)
+
+	// The CLI, given the link, writes the target and the link stays.
+	runKeysCLI(t, "revoke", "b", "--keys-file", link)
+	h.eventually(func() bool { return h.status(b) == ErrRevokedKey.Error() }, "CLI revoke through the link not seen")
+	fi, err := os.Lstat(link)
+	require.NoError(t, err)
+	require.NotZero(t, fi.Mode()&os.ModeSymlink)
+}

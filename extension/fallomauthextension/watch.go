@@ -30,11 +30,16 @@ const reloadDebounce = 50 * time.Millisecond
 
 // fileState is owned by Start and then by the watch goroutine only.
 type fileState struct {
-	lastApplied    [sha256.Size]byte // content digest of the file behind the current set
-	lastRejected   [sha256.Size]byte // content digest of the last refused file (logged once)
-	missing        bool
-	watcher        *fsnotify.Watcher
-	watchingDir    bool
+	lastApplied  [sha256.Size]byte // content digest of the file behind the current set
+	lastRejected [sha256.Size]byte // content digest of the last refused file (logged once)
+	missing      bool
+	watcher      *fsnotify.Watcher
+	watchingDir  bool
+	// target is the file the keys file links to (itself when it is not a
+	// symbolic link); its directory is watched too, so an edit of the
+	// target is seen at once, not at the next periodic check.
+	target         string
+	watchingTarget string // directory of target being watched ("" none)
 	watchErrLogged bool
 	reportedError  bool // a recoverable error status is outstanding
 }
@@ -133,6 +138,32 @@ func (a *authenticator) watchDir() {
 	}
 	st.watchingDir = true
 	st.watchErrLogged = false
+	a.watchTarget()
+}
+
+// watchTarget follows the keys file's symbolic links and watches the
+// directory of the file they lead to, when it is another directory.
+func (a *authenticator) watchTarget() {
+	st := &a.fileState
+	if st.watcher == nil {
+		return
+	}
+	target, err := keys.ResolveLink(a.keysFile)
+	if err != nil {
+		return
+	}
+	st.target = target
+	dir := filepath.Dir(target)
+	if dir == filepath.Dir(a.keysFile) || dir == st.watchingTarget {
+		return
+	}
+	if st.watchingTarget != "" {
+		_ = st.watcher.Remove(st.watchingTarget)
+		st.watchingTarget = ""
+	}
+	if err := st.watcher.Add(dir); err == nil {
+		st.watchingTarget = dir
+	}
 }
 
 func (a *authenticator) watchLoop() {
@@ -168,8 +199,9 @@ func (a *authenticator) watchLoop() {
 				st.watchingDir = false
 				continue
 			}
-			// The file itself, or a Kubernetes-style "..data" symlink swap.
-			if name := filepath.Base(ev.Name); name == base || strings.HasPrefix(name, "..") {
+			// The file itself, or a Kubernetes-style "..data" symlink swap,
+			// or the file a symbolic link leads to.
+			if name := filepath.Base(ev.Name); name == base || strings.HasPrefix(name, "..") || ev.Name == st.target {
 				debounce.Reset(reloadDebounce)
 			}
 		case err, ok := <-watchErrs:
@@ -179,6 +211,7 @@ func (a *authenticator) watchLoop() {
 			}
 			a.logger.Warn("keys file watcher error; the periodic check still runs", zap.Error(err))
 		case <-debounce.C:
+			a.watchTarget() // the link may now lead elsewhere
 			a.reload()
 		case <-tick:
 			a.watchDir()
