@@ -54,6 +54,9 @@ type Store struct {
 
 	mu       sync.Mutex
 	migrated bool
+
+	// The read side (read.go), on the same pool.
+	*storage.SQLReader
 }
 
 var _ storage.Store = (*Store)(nil)
@@ -85,7 +88,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, storage.NewPermanent(fmt.Errorf("postgres: create pool for %s: %s",
 			storage.RedactDSN(opts.DSN), redactText(err.Error(), cfg.ConnConfig.Password)))
 	}
-	s := &Store{pool: pool, password: cfg.ConnConfig.Password, migrateTo: opts.MigrateTo}
+	s := &Store{pool: pool, password: cfg.ConnConfig.Password, migrateTo: opts.MigrateTo, SQLReader: newReader(pool, cfg.ConnConfig.Password)}
 	return s, s.ensureSchema(ctx)
 }
 

@@ -78,6 +78,10 @@ type Store struct {
 	pendingMu sync.Mutex
 	pending   []*pendingWrite
 	writeMu   sync.Mutex
+
+	// The read side (read.go): its own pool of query_only connections.
+	readDB *sql.DB
+	*storage.SQLReader
 }
 
 // pendingWrite is one caller's WriteSpans waiting for a group commit. res,
@@ -171,6 +175,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if s.readDB, s.SQLReader, err = openReader(opts.Path, opts.BusyTimeout); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if opts.MigrateTo == 0 {
 		for _, n := range chunkSizes {
 			for _, p := range []struct {
@@ -198,6 +206,9 @@ func (s *Store) Close() error {
 		for _, st := range cache {
 			st.Close()
 		}
+	}
+	if s.readDB != nil {
+		_ = s.readDB.Close()
 	}
 	_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	return s.db.Close()
