@@ -68,6 +68,7 @@ run: build
 		echo "Use it as the header {\"Authorization\": \"Bearer <key>\"} (shown only once):"; \
 		$(BIN) keys create --keys-file "$(KEYS_FILE)" --project default --name first-key; \
 	fi
+	@echo "Console: http://$(or $(FALLOM_CONSOLE_ENDPOINT),localhost:4320)/ (log in with a key that has the read scope)"
 	$(BIN)
 
 # check-generated first: `build` regenerates, which would hide drift.

@@ -2,18 +2,12 @@ package fallomconsoleextension // import "github.com/fallom/fallom-collector/ext
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/config/confighttp"
-	"go.opentelemetry.io/collector/config/configopaque"
-)
 
-// Storage drivers (the same storage section as the fallom exporter's).
-const (
-	DriverSQLite   = "sqlite"
-	DriverPostgres = "postgres"
+	"github.com/fallom/fallom-collector/internal/storage/backend"
 )
 
 // Config configures the console: a web UI and a JSON query API on one
@@ -30,8 +24,9 @@ type Config struct {
 	Authenticator component.ID `mapstructure:"authenticator"`
 
 	// Storage is the database to read: the fallom exporter's storage
-	// section (driver, dsn).
-	Storage StorageConfig `mapstructure:"storage"`
+	// section. Components naming the same database share one backend (one
+	// pool, one migration run), so its sqlite/postgres tuning must match.
+	Storage backend.Config `mapstructure:"storage"`
 
 	// Login bounds the login sessions of the web console.
 	Login LoginConfig `mapstructure:"login"`
@@ -45,14 +40,6 @@ type Config struct {
 
 	// prevent unkeyed literal initialization
 	_ struct{}
-}
-
-// StorageConfig names the database, as the fallom exporter's storage section.
-type StorageConfig struct {
-	// Driver is sqlite or postgres.
-	Driver string `mapstructure:"driver"`
-	// DSN is the SQLite file path or the postgres:// URL; never printed.
-	DSN configopaque.String `mapstructure:"dsn"`
 }
 
 // LoginConfig bounds login sessions. A session also ends at once when its
@@ -81,15 +68,8 @@ func (cfg *Config) Validate() error {
 	if cfg.Authenticator.Type().String() == "" {
 		errs = append(errs, errors.New("authenticator is required: the id of a fallomauth extension whose keys may read, e.g. fallomauth/read"))
 	}
-	switch cfg.Storage.Driver {
-	case DriverSQLite, DriverPostgres:
-		if cfg.Storage.DSN == "" {
-			errs = append(errs, errors.New("storage.dsn is required: the SQLite file or postgres:// URL the fallom exporter writes"))
-		}
-	case "":
-		errs = append(errs, errors.New("storage.driver is required: sqlite or postgres"))
-	default:
-		errs = append(errs, fmt.Errorf("storage.driver %q is not supported: use sqlite or postgres", cfg.Storage.Driver))
+	if err := cfg.Storage.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if cfg.Login.IdleTimeout <= 0 || cfg.Login.MaxAge <= 0 {
 		errs = append(errs, errors.New("login.idle_timeout and login.max_age must be positive"))

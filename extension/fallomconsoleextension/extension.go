@@ -15,8 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fallom/fallom-collector/internal/storage"
-	"github.com/fallom/fallom-collector/internal/storage/postgres"
-	"github.com/fallom/fallom-collector/internal/storage/sqlite"
+	"github.com/fallom/fallom-collector/internal/storage/backend"
 )
 
 var _ extension.Extension = (*console)(nil)
@@ -107,27 +106,17 @@ func (c *console) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// openReader opens the database the fallom exporter writes, for reading.
-func openReader(ctx context.Context, st StorageConfig, logger *zap.Logger) (storage.Reader, func() error, error) {
-	switch st.Driver {
-	case DriverSQLite:
-		s, err := sqlite.Open(ctx, sqlite.Options{Path: string(st.DSN)})
-		if err != nil {
-			return nil, nil, fmt.Errorf("fallomconsole: open sqlite %s: %w", st.DSN, err)
-		}
-		return s, s.Close, nil
-	case DriverPostgres:
-		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		s, err := postgres.Open(octx, postgres.Options{DSN: string(st.DSN), MaxConns: 8})
-		if s == nil {
-			return nil, nil, fmt.Errorf("fallomconsole: open postgres %s: %w", storage.RedactDSN(string(st.DSN)), err)
-		}
-		if err != nil {
-			// Reachable later: queries fail with 503 until then.
-			logger.Warn("postgres not reachable yet; the console answers 503 until it is", zap.Error(err))
-		}
-		return s, s.Close, nil
+// openReader acquires the database the fallom exporter writes (the same
+// backend, shared through the registry) and its read side.
+func openReader(ctx context.Context, st backend.Config, logger *zap.Logger) (storage.Reader, func() error, error) {
+	h, err := backend.Acquire(ctx, st, logger)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fallomconsole: %w", err)
 	}
-	return nil, nil, fmt.Errorf("fallomconsole: unsupported storage driver %q", st.Driver)
+	r, ok := h.Store().(storage.Reader)
+	if !ok {
+		_ = h.Release()
+		return nil, nil, fmt.Errorf("fallomconsole: storage %s cannot be read (%T has no reader)", h.Describe(), h.Store())
+	}
+	return r, h.Release, nil
 }

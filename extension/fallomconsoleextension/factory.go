@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 
 	"github.com/fallom/fallom-collector/extension/fallomconsoleextension/internal/metadata"
+	"github.com/fallom/fallom-collector/internal/storage/backend"
 )
 
 // DefaultEndpoint is the console's listen address: loopback, as the console
@@ -29,7 +30,7 @@ func createDefaultConfig() component.Config {
 	srv.NetAddr.Endpoint = DefaultEndpoint
 	return &Config{
 		ServerConfig:   srv,
-		Storage:        StorageConfig{Driver: DriverSQLite, DSN: "./data/fallom.db"},
+		Storage:        backend.DefaultConfig(),
 		Login:          LoginConfig{IdleTimeout: 12 * time.Hour, MaxAge: 7 * 24 * time.Hour, MaxSessions: 10000},
 		QueryTimeout:   30 * time.Second,
 		IngestEndpoint: "http://localhost:4318/v1/traces",

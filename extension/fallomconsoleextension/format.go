@@ -60,6 +60,8 @@ func groupThousands(s string) string {
 
 func fmtMs(v float64) string {
 	switch {
+	case v == 0:
+		return "0"
 	case v < 1:
 		return strconv.FormatFloat(v, 'f', 2, 64) + " ms"
 	case v < 1000:

@@ -544,7 +544,9 @@ func (c *CustomerRow) scanTargets() []any {
 }
 
 // groupWhere selects, among rows of the sessions or customers view, those
-// active in f's time range with a generation matching f's other fields.
+// active in f's time range (first seen before To, last seen at or after
+// From) that have a generation matching f's other fields. The id column's
+// own filter is applied by the caller's source.
 func (r *SQLReader) groupWhere(q *query, f *Filter, idCol string) []string {
 	var w []string
 	if f.From != nil {
@@ -553,16 +555,12 @@ func (r *SQLReader) groupWhere(q *query, f *Filter, idCol string) []string {
 	if f.To != nil {
 		w = append(w, "first_seen_unix_nano < "+q.arg(*f.To))
 	}
-	if f.CustomerID != "" {
-		w = append(w, "customer_id = "+q.arg(f.CustomerID))
-	}
-	if f.SessionID != "" && idCol == "session_id" {
-		w = append(w, "session_id = "+q.arg(f.SessionID))
-	}
 	inner := *f
-	inner.From, inner.To, inner.CustomerID = nil, nil, ""
+	inner.From, inner.To = nil, nil
 	if idCol == "session_id" {
 		inner.SessionID = ""
+	} else {
+		inner.CustomerID = ""
 	}
 	if !inner.onlyTime() {
 		w = append(w, idCol+" IN (SELECT "+idCol+" FROM spans WHERE "+and(r.genWhere(q, &inner, true))+")")
@@ -685,9 +683,7 @@ func (r *SQLReader) Customers(ctx context.Context, f Filter, p Page) ([]Customer
 	limit := p.limit()
 	q := &query{d: &r.d}
 	src := r.customersSource(q, f.ProjectID, f.CustomerID)
-	cf := f
-	cf.CustomerID = "" // applied in the source
-	where := r.groupWhere(q, &cf, "customer_id")
+	where := r.groupWhere(q, &f, "customer_id")
 	after, orderBy, err := keyset(q, &CustomersList, col, desc, p.After)
 	if err != nil {
 		return nil, nil, err
