@@ -177,6 +177,15 @@ func number(t *testing.T, s string) float64 {
 	return v
 }
 
+// follow goes where a link of the page points, as a click on it does, and
+// waits for the new page (a click alone can return before the navigation).
+func (e *env) follow(t *testing.T, ctx context.Context, link, waitFor string) {
+	t.Helper()
+	href := eval[string](t, ctx, fmt.Sprintf("document.querySelector(%q).getAttribute('href')", link))
+	require.True(t, strings.HasPrefix(href, "/"), "link %s: %q", link, href)
+	e.open(t, ctx, href, waitFor)
+}
+
 func (e *env) open(t *testing.T, ctx context.Context, path, waitFor string) {
 	t.Helper()
 	run(t, ctx, chromedp.Navigate(e.base+path), chromedp.WaitReady(chromedp.CSS(waitFor)))
@@ -282,7 +291,7 @@ func (e *env) testGenerations(t *testing.T, ctx context.Context) {
 	for _, l := range links {
 		seen[l] = true
 	}
-	run(t, ctx, chromedp.Click(chromedp.CSS("#next-page")), chromedp.WaitReady(chromedp.CSS("#generations")))
+	e.follow(t, ctx, "#next-page", "#generations")
 	assert.Equal(t, 20, count(t, ctx, "#generations tbody tr.gen"))
 	links = eval[[]string](t, ctx, `[...document.querySelectorAll("#generations tbody tr.gen td:first-child a")].map(a => a.getAttribute("href"))`)
 	for _, l := range links {
@@ -313,7 +322,7 @@ func (e *env) testGenerations(t *testing.T, ctx context.Context) {
 	assert.Equal(t, 1, count(t, ctx, "#no-match"))
 	// Sorting by cost, descending, by clicking the header twice.
 	e.open(t, ctx, "/generations", "#generations")
-	run(t, ctx, chromedp.Click(chromedp.Search(`//th/a[starts-with(normalize-space(.), "Cost")]`)), chromedp.WaitReady(chromedp.CSS("#generations")))
+	e.follow(t, ctx, "#generations thead th:nth-child(7) a", "#generations")
 	costs := eval[[]string](t, ctx, `[...document.querySelectorAll("#generations tbody tr.gen td:nth-child(7)")].map(c => c.innerText)`)
 	var prev = 1e9
 	for _, c := range costs {

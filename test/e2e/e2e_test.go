@@ -55,6 +55,7 @@ func startDefault(t *testing.T, project string) *instance {
 			"FALLOM_HTTP_ENDPOINT=" + ep.HTTP,
 			"FALLOM_GRPC_ENDPOINT=" + ep.GRPC,
 			fmt.Sprintf("FALLOM_HEALTH_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
+			fmt.Sprintf("FALLOM_CONSOLE_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 			fmt.Sprintf("FALLOM_METRICS_PORT=%d", collectortest.FreePort(t)),
 		},
 		WaitAddrs: []string{ep.HTTP, ep.GRPC},
