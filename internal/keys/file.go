@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fallom/fallom-collector/internal/atomicfile"
 )
 
 // The keys file is YAML with one top-level field:
@@ -281,50 +282,12 @@ func scalar(v string) *yaml.Node {
 }
 
 // WriteFileAtomic replaces path with data so that readers (the extension's
-// watcher) see either the old or the new content, never a partial file: it
-// writes a temporary file in the same directory, syncs it and renames it over
-// path. A new file and its directory are created private (0600 / 0700); an
-// existing file keeps its mode.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating directory for keys file: %w", err)
-	}
-	mode := os.FileMode(0o600)
-	if fi, statErr := os.Stat(path); statErr == nil {
-		mode = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating temporary keys file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("writing temporary keys file: %w", err)
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("setting keys file mode: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("syncing keys file: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing temporary keys file: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing keys file: %w", err)
-	}
-	// Make the rename durable; failure here does not undo the write.
-	if d, dirErr := os.Open(dir); dirErr == nil {
-		_ = d.Sync()
-		_ = d.Close()
+// watcher) see either the old or the new content, never a partial file. A
+// new file and its directory are created private (0600 / 0700); an existing
+// file keeps its mode.
+func WriteFileAtomic(path string, data []byte) error {
+	if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
+		return fmt.Errorf("writing keys file %s: %w", path, err)
 	}
 	return nil
 }

@@ -225,6 +225,8 @@ type mapped struct {
 	session, customer, model, reqModel string
 	provider, operation, finish        string
 	source                             string
+	cacheWrite1h                       int64  // part of the cache writes kept 1 hour (priced apart)
+	priceSource                        string // the price table that computed the cost
 }
 
 const (
@@ -310,6 +312,9 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 	if !m.hasTokens[tCacheWrite] && (s[fCacheWrite5m].rank != 0 || s[fCacheWrite1h].rank != 0) {
 		m.tokens[tCacheWrite], m.hasTokens[tCacheWrite] = s[fCacheWrite5m].i+s[fCacheWrite1h].i, true
 	}
+	if s[fCacheWrite1h].rank != 0 {
+		m.cacheWrite1h = s[fCacheWrite1h].i
+	}
 	if s[fUsageJSON].rank != 0 {
 		langfuseUsage(s[fUsageJSON].s, m)
 	}
@@ -388,8 +393,10 @@ func (p *mappingProcessor) computeCost(m *mapped) {
 	in, out := price.Cost(pricing.Usage{
 		Input: m.tokens[tIn], Output: m.tokens[tOut],
 		CachedInput: m.tokens[tCached], CacheWriteInput: m.tokens[tCacheWrite],
+		CacheWrite1hInput: m.cacheWrite1h,
 	})
 	m.costSource = fallomattr.CostComputed
+	m.priceSource = price.Source
 	m.totalCost, m.hasTotal = in+out, true
 	if m.hasTokens[tIn] {
 		m.inCost, m.hasIn = in, true
@@ -488,7 +495,7 @@ func dropEventContent(events ptrace.SpanEventSlice) bool {
 
 // maxWrites bounds the attributes write adds (columns and flags), so the
 // attribute slice grows once instead of several times.
-const maxWrites = 26
+const maxWrites = 27
 
 func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	attrs.EnsureCapacity(attrs.Len() + maxWrites)
@@ -510,6 +517,12 @@ func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	putDouble(attrs, st, fallomattr.OutputCostUSD, m.outCost, m.hasOut)
 	putDouble(attrs, st, fallomattr.TotalCostUSD, m.totalCost, m.hasTotal)
 	putStr(attrs, st, fallomattr.CostSource, m.costSource)
+	switch {
+	case m.priceSource != "":
+		attrs.PutStr(fallomattr.PriceSource, m.priceSource)
+	case m.costSource != fallomattr.CostComputed && st.hasFallom:
+		attrs.Remove(fallomattr.PriceSource) // kept only beside a computed cost
+	}
 	putStr(attrs, st, fallomattr.FinishReason, m.finish)
 	putDouble(attrs, st, fallomattr.TimeToFirstTokenMs, m.ttft, m.hasTTFT)
 	if m.hasStreamed {
