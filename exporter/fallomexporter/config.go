@@ -2,24 +2,20 @@ package fallomexporter // import "github.com/fallom/fallom-collector/exporter/fa
 
 import (
 	"errors"
-	"fmt"
-	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
 	"go.opentelemetry.io/collector/config/configretry"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
-	"github.com/fallom/fallom-collector/internal/storage"
+	"github.com/fallom/fallom-collector/internal/storage/backend"
 )
 
 // Storage drivers.
 const (
-	DriverSQLite   = "sqlite"
-	DriverPostgres = "postgres"
+	DriverSQLite   = backend.DriverSQLite
+	DriverPostgres = backend.DriverPostgres
 )
 
 // Config is the configuration of the fallom exporter.
@@ -34,43 +30,23 @@ type Config struct {
 	// (busy, connection refused, restart) are retried with backoff.
 	RetryConfig configretry.BackOffConfig `mapstructure:"retry_on_failure"`
 
-	Storage   StorageConfig   `mapstructure:"storage"`
+	// Storage is the database, shared with the other components that name
+	// the same one (internal/storage/backend); validated by its own
+	// Validate.
+	Storage   backend.Config  `mapstructure:"storage"`
 	Retention RetentionConfig `mapstructure:"retention"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
 
-// StorageConfig selects and tunes the database.
-type StorageConfig struct {
-	// Driver is sqlite (default) or postgres.
-	Driver string `mapstructure:"driver"`
-	// DSN is a file path for sqlite, a postgres:// URL (or key=value
-	// string) for postgres. It is opaque: never printed with its password.
-	DSN configopaque.String `mapstructure:"dsn"`
-
-	SQLite   SQLiteConfig   `mapstructure:"sqlite"`
-	Postgres PostgresConfig `mapstructure:"postgres"`
-}
-
-// SQLiteConfig tunes the SQLite backend.
-type SQLiteConfig struct {
-	// BusyTimeout is how long a write waits for a lock held by another
-	// process before failing (retryably).
-	BusyTimeout time.Duration `mapstructure:"busy_timeout"`
-	// Synchronous is FULL (default: a commit survives power loss) or
-	// NORMAL (a commit survives a crash of the collector, not of the
-	// machine; faster).
-	Synchronous string `mapstructure:"synchronous"`
-}
-
-// PostgresConfig tunes the pgx connection pool.
-type PostgresConfig struct {
-	MaxConns        int32         `mapstructure:"max_conns"`
-	MinConns        int32         `mapstructure:"min_conns"`
-	MaxConnLifetime time.Duration `mapstructure:"max_conn_lifetime"`
-	MaxConnIdleTime time.Duration `mapstructure:"max_conn_idle_time"`
-}
+// StorageConfig, SQLiteConfig and PostgresConfig are the shared storage
+// section (internal/storage/backend), named here for the exporter's users.
+type (
+	StorageConfig  = backend.Config
+	SQLiteConfig   = backend.SQLiteConfig
+	PostgresConfig = backend.PostgresConfig
+)
 
 // RetentionConfig removes old data in small batches on an interval. Days
 // count from when the collector stored the span. 0 keeps data forever.
@@ -88,20 +64,11 @@ type RetentionConfig struct {
 
 var _ component.Config = (*Config)(nil)
 
-// Validate checks the configuration. The sending_queue, retry_on_failure
-// and timeout sections are validated by their own Validate methods.
+// Validate checks the configuration. The storage, sending_queue,
+// retry_on_failure and timeout sections are validated by their own Validate
+// methods.
 func (cfg *Config) Validate() error {
 	var errs []error
-	switch cfg.Storage.Driver {
-	case DriverSQLite:
-		errs = append(errs, cfg.Storage.validateSQLite()...)
-	case DriverPostgres:
-		errs = append(errs, cfg.Storage.validatePostgres()...)
-	case "":
-		errs = append(errs, errors.New("storage.driver is required: sqlite or postgres"))
-	default:
-		errs = append(errs, fmt.Errorf("storage.driver %q is not supported: use sqlite or postgres", cfg.Storage.Driver))
-	}
 	r := cfg.Retention
 	if r.ContentDays < 0 || r.SpanDays < 0 {
 		errs = append(errs, errors.New("retention.content_days and retention.span_days must be 0 (keep forever) or positive"))
@@ -124,53 +91,4 @@ func (cfg *Config) Validate() error {
 		errs = append(errs, errors.New("timeout must not be negative"))
 	}
 	return errors.Join(errs...)
-}
-
-func (s *StorageConfig) validateSQLite() []error {
-	var errs []error
-	dsn := string(s.DSN)
-	switch {
-	case dsn == "":
-		errs = append(errs, errors.New("storage.dsn is required: the path of the SQLite database file, e.g. ./data/fallom.db"))
-	case strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory"):
-		errs = append(errs, errors.New("storage.dsn: an in-memory SQLite database loses acknowledged spans on restart; use a file path"))
-	case strings.ContainsAny(dsn, "?#") || strings.HasPrefix(dsn, "file:"):
-		errs = append(errs, errors.New("storage.dsn must be a plain file path for sqlite (no file: URI or ?options); "+
-			"use storage.sqlite.busy_timeout and storage.sqlite.synchronous instead"))
-	}
-	switch strings.ToUpper(s.SQLite.Synchronous) {
-	case "", "FULL", "NORMAL", "EXTRA":
-	default:
-		errs = append(errs, fmt.Errorf("storage.sqlite.synchronous %q is not supported: use FULL, NORMAL or EXTRA", s.SQLite.Synchronous))
-	}
-	if s.SQLite.BusyTimeout < 0 {
-		errs = append(errs, errors.New("storage.sqlite.busy_timeout must not be negative"))
-	}
-	return errs
-}
-
-func (s *StorageConfig) validatePostgres() []error {
-	var errs []error
-	dsn := string(s.DSN)
-	if dsn == "" {
-		return []error{errors.New("storage.dsn is required: a postgres:// URL, e.g. postgres://fallom:${env:PGPASSWORD}@db:5432/fallom")}
-	}
-	if _, err := pgxpool.ParseConfig(dsn); err != nil {
-		msg := err.Error()
-		if p := storage.DSNPassword(dsn); p != "" {
-			msg = strings.ReplaceAll(msg, p, "xxxxx")
-		}
-		errs = append(errs, fmt.Errorf("storage.dsn %s is not a valid PostgreSQL connection string: %s", storage.RedactDSN(dsn), msg))
-	}
-	p := s.Postgres
-	if p.MaxConns < 0 || p.MinConns < 0 {
-		errs = append(errs, errors.New("storage.postgres.max_conns and min_conns must not be negative"))
-	}
-	if p.MaxConns > 0 && p.MinConns > p.MaxConns {
-		errs = append(errs, fmt.Errorf("storage.postgres.min_conns (%d) must not exceed max_conns (%d)", p.MinConns, p.MaxConns))
-	}
-	if p.MaxConnLifetime < 0 || p.MaxConnIdleTime < 0 {
-		errs = append(errs, errors.New("storage.postgres.max_conn_lifetime and max_conn_idle_time must not be negative"))
-	}
-	return errs
 }

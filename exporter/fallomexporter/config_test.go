@@ -74,6 +74,16 @@ func TestConfigs(t *testing.T) {
 	}
 }
 
+// An upper-case URL scheme is a valid PostgreSQL DSN (URL schemes are
+// case-insensitive; pgx knows only the lower-case one).
+func TestConfigUpperCaseScheme(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Storage.Driver, cfg.Storage.DSN = DriverPostgres, "POSTGRES://u:pw@db:5432/fallom"
+	if err := confmap.Validate(cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestConfigValidateErrors(t *testing.T) {
 	const secret = "hunter2-secret"
 	cases := []struct {
@@ -90,6 +100,12 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"pg dsn", func(c *Config) {
 			c.Storage.Driver, c.Storage.DSN = DriverPostgres, "postgres://u:"+secret+"@host:notaport/db"
 		}, "not a valid PostgreSQL connection string"},
+		{"pg dsn, upper-case scheme", func(c *Config) {
+			c.Storage.Driver, c.Storage.DSN = DriverPostgres, "POSTGRES://u:"+secret+"@host:notaport/db"
+		}, "POSTGRES://u:xxxxx@host:notaport/db is not a valid PostgreSQL connection string"},
+		{"pg dsn, password only as a parameter", func(c *Config) {
+			c.Storage.Driver, c.Storage.DSN = DriverPostgres, "postgres://host:notaport/db?sslmode=disable&password="+secret
+		}, "password=xxxxx is not a valid PostgreSQL connection string"},
 		{"pool", func(c *Config) {
 			c.Storage.Driver, c.Storage.DSN = DriverPostgres, "postgres://u@h/db"
 			c.Storage.Postgres.MinConns, c.Storage.Postgres.MaxConns = 5, 2

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/consumer/consumererror"
@@ -19,8 +20,7 @@ import (
 
 	"github.com/fallom/fallom-collector/exporter/fallomexporter/internal/metadata"
 	"github.com/fallom/fallom-collector/internal/storage"
-	"github.com/fallom/fallom-collector/internal/storage/postgres"
-	"github.com/fallom/fallom-collector/internal/storage/sqlite"
+	"github.com/fallom/fallom-collector/internal/storage/backend"
 )
 
 type fallomExporter struct {
@@ -28,7 +28,10 @@ type fallomExporter struct {
 	logger *zap.Logger
 	now    func() time.Time
 
-	store storage.Store
+	// handle is this exporter's share of the database (one backend per
+	// database in the process); store is its writer.
+	handle *backend.Handle
+	store  storage.Store
 
 	spansWritten metric.Int64Counter
 	retained     metric.Int64Counter
@@ -55,46 +58,14 @@ func newFallomExporter(cfg *Config, set component.TelemetrySettings) (*fallomExp
 }
 
 // describe names the storage for logs without its password.
-func (e *fallomExporter) describe() string {
-	return e.cfg.Storage.Driver + " " + storage.RedactDSN(string(e.cfg.Storage.DSN))
-}
+func (e *fallomExporter) describe() string { return e.cfg.Storage.Describe() }
 
 func (e *fallomExporter) start(ctx context.Context, _ component.Host) error {
-	st := e.cfg.Storage
-	switch st.Driver {
-	case DriverSQLite:
-		s, err := sqlite.Open(ctx, sqlite.Options{
-			Path: string(st.DSN), BusyTimeout: st.SQLite.BusyTimeout, Synchronous: st.SQLite.Synchronous,
-		})
-		if err != nil {
-			return fmt.Errorf("fallom exporter: open %s: %w", e.describe(), err)
-		}
-		e.store = s
-	case DriverPostgres:
-		// Bounded, so an unreachable host does not hold the collector's
-		// start for the OS connect timeout; writes retry later anyway.
-		octx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		s, err := postgres.Open(octx, postgres.Options{
-			DSN: string(st.DSN), MaxConns: st.Postgres.MaxConns, MinConns: st.Postgres.MinConns,
-			MaxConnLifetime: st.Postgres.MaxConnLifetime, MaxConnIdleTime: st.Postgres.MaxConnIdleTime,
-		})
-		switch {
-		case s == nil || errors.Is(err, storage.ErrSchemaTooNew):
-			if s != nil {
-				s.Close()
-			}
-			return fmt.Errorf("fallom exporter: open %s: %w", e.describe(), err)
-		case err != nil:
-			// The server may come later (containers starting together):
-			// start anyway; writes fail retryably until the schema is in.
-			e.logger.Warn("PostgreSQL is not reachable yet; writes will retry until it is",
-				zap.String("storage", e.describe()), zap.Error(err))
-		}
-		e.store = s
-	default:
-		return fmt.Errorf("fallom exporter: unknown storage driver %q", st.Driver)
+	h, err := backend.Acquire(ctx, e.cfg.Storage, e.logger)
+	if err != nil {
+		return fmt.Errorf("fallom exporter: %w", err)
 	}
+	e.handle, e.store = h, h.Store()
 	e.logger.Info("fallom exporter storage ready", zap.String("storage", e.describe()))
 	if r := e.cfg.Retention; r.ContentDays > 0 || r.SpanDays > 0 {
 		rctx, cancel := context.WithCancel(context.Background())
@@ -110,8 +81,8 @@ func (e *fallomExporter) shutdown(context.Context) error {
 		e.stopRetention()
 		e.retentionDone.Wait()
 	}
-	if e.store != nil {
-		return e.store.Close()
+	if e.handle != nil {
+		return e.handle.Release()
 	}
 	return nil
 }

@@ -457,3 +457,43 @@ func TestPostgresUnreachableAtStartRedactsPassword(t *testing.T) {
 		t.Fatalf("no warning naming the (redacted) database; logs: %v", logs.All())
 	}
 }
+
+// Two fallom exporters (two pipelines) naming one database share one
+// backend: one connection pool, one migration run, one SQLite writer.
+func TestExportersShareOneBackend(t *testing.T) {
+	cfg, path := sqliteConfig(t)
+	var exps [2]*fallomExporter
+	for i := range exps {
+		exp, err := newFallomExporter(cfg, componenttest.NewNopTelemetrySettings())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := exp.start(context.Background(), componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+		exps[i] = exp
+	}
+	if exps[0].store != exps[1].store {
+		t.Fatal("two exporters on one database opened two backends")
+	}
+	for i, exp := range exps {
+		if err := exp.pushTraces(context.Background(), mappedDeliveries("acme", i*10, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := exps[0].shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The other exporter still writes after the first shut down.
+	if err := exps[1].pushTraces(context.Background(), mappedDeliveries("acme", 20, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := exps[1].shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	scan(t, openDB(t, path), "SELECT count(*) FROM spans", &rows)
+	if rows != 18 {
+		t.Fatalf("%d rows, want 18", rows)
+	}
+}

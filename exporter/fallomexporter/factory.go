@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 
 	"github.com/fallom/fallom-collector/exporter/fallomexporter/internal/metadata"
+	"github.com/fallom/fallom-collector/internal/storage/backend"
 )
 
 // NewFactory creates the fallom exporter factory.
@@ -54,15 +55,8 @@ func createDefaultConfig() component.Config {
 		TimeoutConfig: exporterhelper.TimeoutConfig{Timeout: 30 * time.Second},
 		QueueConfig:   configoptional.Some(DefaultQueueConfig()),
 		RetryConfig:   configretry.NewDefaultBackOffConfig(),
-		Storage: StorageConfig{
-			Driver: DriverSQLite,
-			DSN:    "./data/fallom.db",
-			SQLite: SQLiteConfig{BusyTimeout: 5 * time.Second, Synchronous: "FULL"},
-			Postgres: PostgresConfig{
-				MaxConns: 4, MaxConnLifetime: time.Hour, MaxConnIdleTime: 30 * time.Minute,
-			},
-		},
-		Retention: RetentionConfig{Interval: time.Hour, BatchSize: 1000},
+		Storage:       backend.DefaultConfig(),
+		Retention:     RetentionConfig{Interval: time.Hour, BatchSize: 1000},
 	}
 }
 

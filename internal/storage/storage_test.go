@@ -7,29 +7,67 @@ import (
 	"testing"
 )
 
+// Issue 14 item 14: the password is found by parsing, whatever the case of
+// the scheme or of the key, in the user info or only in ?password=, and is
+// never printed.
 func TestRedactDSN(t *testing.T) {
 	cases := map[string]string{
 		"postgres://fallom:hunter2@db:5432/fallom?sslmode=require": "postgres://fallom:xxxxx@db:5432/fallom?sslmode=require",
+		"POSTGRES://u:hunter2@db/x":                                "POSTGRES://u:xxxxx@db/x",
+		"PostgreSQL://u:hunter2@db/x":                              "PostgreSQL://u:xxxxx@db/x",
 		"postgresql://u@db/x?password=hunter2&sslmode=disable":     "postgresql://u@db/x?password=xxxxx&sslmode=disable",
+		"postgres://db/x?sslmode=disable&password=hunter2":         "postgres://db/x?sslmode=disable&password=xxxxx",
+		"postgres://db/x?PassWord=hunter2":                         "postgres://db/x?PassWord=xxxxx",
+		"postgres://u:hunter2@h1:5432,h2:5433/db":                  "postgres://u:xxxxx@h1:5432,h2:5433/db",
+		"postgres://u:hun@ter2@db/x":                               "postgres://u:xxxxx@db/x",
+		"postgres://u:hunter2@db:notaport/x":                       "postgres://u:xxxxx@db:notaport/x",
 		"host=db user=fallom password=hunter2 dbname=fallom":       "host=db user=fallom password=xxxxx dbname=fallom",
+		"host=db PASSWORD=hunter2 dbname=fallom":                   "host=db PASSWORD=xxxxx dbname=fallom",
 		"host=db password='hun ter2' dbname=fallom":                "host=db password=xxxxx dbname=fallom",
 		"postgres://fallom@db/fallom":                              "postgres://fallom@db/fallom",
 		"./data/fallom.db":                                         "./data/fallom.db",
 	}
 	for in, want := range cases {
-		if got := RedactDSN(in); got != want {
+		got := RedactDSN(in)
+		if got != want {
 			t.Errorf("RedactDSN(%q) = %q, want %q", in, got, want)
 		}
-		if strings.Contains(RedactDSN(in), "hunter2") || strings.Contains(RedactDSN(in), "hun ter2") {
+		if strings.Contains(got, "hunter2") || strings.Contains(got, "ter2") {
 			t.Errorf("RedactDSN(%q) leaks the password", in)
 		}
 	}
-	if got := DSNPassword("postgres://u:hunter2@h/d"); got != "hunter2" {
-		t.Errorf("DSNPassword = %q", got)
+	for dsn, want := range map[string]string{
+		"postgres://u:hunter2@h/d":              "hunter2",
+		"POSTGRES://u:hunter2@h/d":              "hunter2",
+		"postgres://h/d?password=hunter2":       "hunter2",
+		"postgres://h/d?PASSWORD=hunter2":       "hunter2",
+		"host=h password='hun ter2'":            "hun ter2",
+		"postgres://u:p%40ss%2Fword@h/d":        "p@ss/word",
+		"postgres://h/d?password=p%40ss%2Fword": "p@ss/word",
+	} {
+		if got := DSNPasswords(dsn); !slicesContains(got, want) {
+			t.Errorf("DSNPasswords(%q) = %q, want it to hold %q", dsn, got, want)
+		}
+		text := "failed to connect: password " + want + " rejected for " + dsn
+		if r := RedactText(text, dsn); strings.Contains(r, want) {
+			t.Errorf("RedactText left %q in %q", want, r)
+		}
 	}
-	if got := DSNPassword("host=h password='hun ter2'"); got != "hun ter2" {
-		t.Errorf("DSNPassword = %q", got)
+	if got := NormalizeDSN("POSTGRES://u:p@h/d"); got != "postgres://u:p@h/d" {
+		t.Errorf("NormalizeDSN = %q", got)
 	}
+	if got := NormalizeDSN("host=h user=U"); got != "host=h user=U" {
+		t.Errorf("NormalizeDSN changed a key=value DSN: %q", got)
+	}
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 func TestDedupeKeepsLastAndSorts(t *testing.T) {

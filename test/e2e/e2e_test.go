@@ -41,6 +41,13 @@ type instance struct {
 
 func startDefault(t *testing.T, project string) *instance {
 	t.Helper()
+	return startInstance(t, project, []string{}) // no --config: the shipped default config
+}
+
+// startInstance runs the binary with args (a config of the test's, or none
+// for the shipped default), relocated like startDefault.
+func startInstance(t *testing.T, project string, args []string) *instance {
+	t.Helper()
 	dir := t.TempDir()
 	key := collectortest.CreateKey(t, filepath.Join(dir, "keys.yaml"), project, "e2e")
 	return startDefaultIn(t, dir, key)
@@ -53,7 +60,7 @@ func startDefaultIn(t *testing.T, dir, key string, env ...string) *instance {
 	ep := collectortest.NewEndpoints(t)
 	dbPath := filepath.Join(dir, "fallom.db")
 	col := collectortest.Start(t, collectortest.Options{
-		Args: []string{}, // no --config: the shipped default config
+		Args: args,
 		Dir:  dir,
 		Env: append([]string{
 			"FALLOM_KEYS_FILE=" + filepath.Join(dir, "keys.yaml"),

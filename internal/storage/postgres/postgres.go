@@ -66,7 +66,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(opts.DSN)
 	if err != nil {
 		return nil, storage.NewPermanent(fmt.Errorf("postgres: invalid dsn %s: %s",
-			storage.RedactDSN(opts.DSN), redactText(err.Error(), storage.DSNPassword(opts.DSN))))
+			storage.RedactDSN(opts.DSN), storage.RedactText(err.Error(), opts.DSN)))
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
