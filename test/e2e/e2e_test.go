@@ -50,12 +50,19 @@ func startInstance(t *testing.T, project string, args []string) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	key := collectortest.CreateKey(t, filepath.Join(dir, "keys.yaml"), project, "e2e")
-	return startDefaultIn(t, dir, key)
+	return startIn(t, dir, key, args)
 }
 
 // startDefaultIn starts the default config on the keys file and database in
 // dir (again, for a restart), with env added (e.g. FALLOM_PRICING_FILE).
 func startDefaultIn(t *testing.T, dir, key string, env ...string) *instance {
+	t.Helper()
+	return startIn(t, dir, key, []string{}, env...)
+}
+
+// startIn runs the binary with args on the keys file and database in dir,
+// on free ports, with env added.
+func startIn(t *testing.T, dir, key string, args []string, env ...string) *instance {
 	t.Helper()
 	ep := collectortest.NewEndpoints(t)
 	dbPath := filepath.Join(dir, "fallom.db")
