@@ -126,6 +126,10 @@ func TestPricesImportCostsTheNextSpan(t *testing.T) {
 	assert.Equal(t, "prices.yaml:openrouter@2026-12-02", costOf(t, db, 7).priceSource.String, "the OpenRouter import's entries stay")
 	require.NoError(t, in.col.Stop())
 
+	out, _, err = collectortest.Run(t, dir, nil, "--help")
+	require.NoError(t, err)
+	assert.Contains(t, out, "prices")
+
 	// A pricing file the collector would refuse stops it at start with the
 	// model named, rather than costing with wrong prices.
 	bad := filepath.Join(dir, "bad-prices.yaml")
