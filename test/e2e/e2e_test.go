@@ -41,13 +41,20 @@ type instance struct {
 
 func startDefault(t *testing.T, project string) *instance {
 	t.Helper()
+	return startInstance(t, project, []string{}) // no --config: the shipped default config
+}
+
+// startInstance runs the binary with args (a config of the test's, or none
+// for the shipped default), relocated like startDefault.
+func startInstance(t *testing.T, project string, args []string) *instance {
+	t.Helper()
 	dir := t.TempDir()
 	keysFile := filepath.Join(dir, "keys.yaml")
 	key := collectortest.CreateKey(t, keysFile, project, "e2e")
 	ep := collectortest.NewEndpoints(t)
 	dbPath := filepath.Join(dir, "fallom.db")
 	col := collectortest.Start(t, collectortest.Options{
-		Args: []string{}, // no --config: the shipped default config
+		Args: args,
 		Dir:  dir,
 		Env: []string{
 			"FALLOM_KEYS_FILE=" + keysFile,
