@@ -54,7 +54,18 @@ const (
 	FlagTruncated        = "fallom.truncated"         // string array: names of the fields that were truncated
 	FlagTimestampSuspect = "fallom.timestamp_suspect" // string: why the span's timestamps are doubtful
 	FlagContentDropped   = "fallom.content_dropped"   // bool: prompt/completion removed by the privacy setting
+	// FlagTokensAdjusted lists why stored token counts differ from the
+	// span's own figures (string array): the emitter counts exclusively
+	// (input_excluded_cache, output_excluded_reasoning), or its figures
+	// could not be inclusive (cache_exceeded_input, reasoning_exceeded_output,
+	// total_recomputed, total_exceeds_parts).
+	FlagTokensAdjusted = "fallom.tokens_adjusted"
 )
+
+// PriceSource names the price table that computed a cost (cost_source =
+// computed): "builtin@2025-11-30" or "<pricing file>:<import>@<date>". Not a
+// column: the exporter keeps it in the `attributes` JSON.
+const PriceSource = "fallom.price_source" // string
 
 // DefaultProjectID is used by the exporter for data that reached it with no
 // project stamped (e.g. a pipeline without fallomauth).

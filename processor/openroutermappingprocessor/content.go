@@ -546,6 +546,10 @@ func parseFlatKey(rest string) (int, string, bool) {
 	}
 	path := rest[dot+1:]
 	path = strings.TrimPrefix(path, "message.")
+	switch path {
+	case "prompt.text", "completion.text": // OpenInference llm.prompts.N.prompt.text, llm.choices.N.completion.text
+		return idx, "content", true
+	}
 	if strings.Contains(path, "message_content.") || strings.Contains(path, "tool_call.") || strings.Contains(path, "function.") {
 		path = strings.NewReplacer("message_content.", "", "tool_call.", "", "function.", "").Replace(path)
 	}

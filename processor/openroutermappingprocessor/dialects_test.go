@@ -307,7 +307,11 @@ func TestDialectVercelAI(t *testing.T) {
 	assert.Nil(t, completion[0]["content"])
 	assert.Contains(t, completion[0], "content")
 	assert.Equal(t, []any{map[string]any{"id": "t1", "type": "function", "function": map[string]any{"name": "search", "arguments": `{"q":"otel"}`}}}, completion[0]["tool_calls"])
-	wantIn := 500*perM(3) + 1500*perM(0.30)
+	// v5 with an Anthropic model passes Anthropic's input_tokens on: 2000
+	// without the 1500 cache reads (issue 16.3).
+	assert.Equal(t, int64(3500), v5[fallomattr.InputTokens])
+	assert.Equal(t, int64(3800), v5[fallomattr.TotalTokens])
+	wantIn := 2000*perM(3) + 1500*perM(0.30)
 	assert.InDelta(t, wantIn+300*perM(15), v5[fallomattr.TotalCostUSD], 1e-12, "reasoning is inside output: priced once")
 	assertGone(t, v5, "ai.response.toolCalls", "ai.response.text")
 

@@ -37,6 +37,11 @@ const (
 	fUsageJSON    // Langfuse usage_details
 	fCostJSON     // Langfuse cost_details
 	fSource       // an incoming fallom.source
+	// Witnesses of token semantics (see tokenRules): never stored.
+	fInputNoCache // input tokens without cache reads or writes
+	fOutputText   // output tokens without reasoning
+	// JSON values whose members feed fields (see embeddedSpecs).
+	fProviderMetadata // Vercel ai.response.providerMetadata
 	nFields
 )
 
@@ -254,9 +259,108 @@ var fieldSpecs = []fieldSpec{
 		// OpenLLMetry marks its own workflow/task/agent/tool spans.
 		{key: "traceloop.span.kind", verdict: verdicts{match: map[string]bool{}, other: vFalse}},
 	}},
+	{fInputNoCache, rInt, keys("ai.usage.inputTokenDetails.noCacheTokens")}, // Vercel ai@6.0.119+
+	{fOutputText, rInt, keys("ai.usage.outputTokenDetails.textTokens")},
+	{fProviderMetadata, rJSON, keys("ai.response.providerMetadata")},
 	{fUsageJSON, rJSON, keys("langfuse.observation.usage_details")},
 	{fCostJSON, rJSON, keys("langfuse.observation.cost_details")},
 	{fSource, rString, keys("fallom.source")},
+}
+
+// embeddedSpec reads one member of a JSON attribute value (path: member
+// names joined by ".") into a field. Embedded values rank below every
+// attribute key of their field: they only fill what the attributes left
+// empty.
+type embeddedSpec struct {
+	from   field // an rJSON field
+	path   string
+	field  field
+	reader reader // rInt or rDouble
+}
+
+var embeddedSpecs = []embeddedSpec{
+	// Vercel AI SDK: the provider's own usage, as the provider package put
+	// it in providerMetadata (@ai-sdk/anthropic: {anthropic: {usage: <raw
+	// Anthropic usage>, cacheCreationInputTokens}}; @ai-sdk/amazon-bedrock:
+	// {bedrock: {usage: {cacheWriteInputTokens}}}; @ai-sdk/google and
+	// google-vertex: {google|vertex: {usageMetadata}};
+	// @openrouter/ai-sdk-provider: {openrouter: {usage: {cost, ...}}}).
+	{fProviderMetadata, "anthropic.usage.input_tokens", fInputNoCache, rInt}, // Anthropic's input_tokens leave the cache out
+	{fProviderMetadata, "anthropic.usage.cache_read_input_tokens", fCachedTokens, rInt},
+	{fProviderMetadata, "anthropic.cacheCreationInputTokens", fCacheWriteTokens, rInt},
+	{fProviderMetadata, "anthropic.usage.cache_creation_input_tokens", fCacheWriteTokens, rInt},
+	{fProviderMetadata, "bedrock.usage.cacheWriteInputTokens", fCacheWriteTokens, rInt},
+	{fProviderMetadata, "google.usageMetadata.candidatesTokenCount", fOutputText, rInt}, // Gemini's candidates leave thoughts out
+	{fProviderMetadata, "vertex.usageMetadata.candidatesTokenCount", fOutputText, rInt},
+	{fProviderMetadata, "google.usageMetadata.thoughtsTokenCount", fReasoningTokens, rInt},
+	{fProviderMetadata, "vertex.usageMetadata.thoughtsTokenCount", fReasoningTokens, rInt},
+	{fProviderMetadata, "openrouter.usage.cost", fTotalCost, rDouble}, // what OpenRouter charged
+	{fProviderMetadata, "openrouter.usage.promptTokensDetails.cachedTokens", fCachedTokens, rInt},
+	{fProviderMetadata, "openrouter.usage.completionTokensDetails.reasoningTokens", fReasoningTokens, rInt},
+}
+
+// tokenCounting says what an emitter leaves out of its input and output
+// counts. Stored counts are inclusive, so what is left out is added back.
+type tokenCounting uint8
+
+const (
+	inputOmitsCacheRead tokenCounting = 1 << iota
+	inputOmitsCacheWrite
+	outputOmitsReasoning
+
+	countsInclusive tokenCounting = 0
+	inputOmitsCache               = inputOmitsCacheRead | inputOmitsCacheWrite
+)
+
+// tokenRule: how the spans of one emitter (a dialect, at a version, with a
+// provider) count tokens. A row matches a span of its dialect when one of
+// its markers (keys only that version sends) is present, if it has markers,
+// and when the span's provider starts with one of its providers, if it has
+// providers. The first matching row decides; no row: inclusive, as the
+// semconv, OpenRouter, OpenInference and OpenLLMetry count.
+//
+// Two checks refine the row, because versions that count differently can
+// send the same keys: a witness (the input without cache, the output
+// without reasoning, sent beside the totals) tells which count the total is,
+// and the guard in tokens.go restores figures that cannot be inclusive.
+type tokenRule struct {
+	dialect   dialect
+	version   string   // for the README
+	markers   []string // keys only this version sends (any of them)
+	providers []string // lower-cased prefixes of the provider
+	counting  tokenCounting
+	source    string // where the counting was read
+}
+
+var tokenRules = []tokenRule{
+	{
+		dialect: dVercelAI, version: "ai@6.0.119+, 7",
+		markers: []string{
+			"ai.usage.inputTokenDetails.noCacheTokens", "ai.usage.inputTokenDetails.cacheReadTokens",
+			"ai.usage.inputTokenDetails.cacheWriteTokens", "ai.usage.outputTokenDetails.textTokens",
+			"ai.usage.outputTokenDetails.reasoningTokens",
+		},
+		counting: countsInclusive,
+		source:   "vercel/ai packages/ai/src/types/usage.ts asLanguageModelUsage (inputTokens = inputTokens.total); details added to telemetry in #13129",
+	},
+	{
+		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118 send the same keys: see the witness)",
+		providers: []string{"anthropic.", "vertex.anthropic."},
+		counting:  inputOmitsCache,
+		source:    "@ai-sdk/anthropic@2.0.0 src/anthropic-messages-language-model.ts: inputTokens = usage.input_tokens, totalTokens = input_tokens + output_tokens",
+	},
+	{
+		dialect: dVercelAI, version: "ai@3-5 (ai@6 with @ai-sdk/amazon-bedrock before 4.0.13 too)",
+		providers: []string{"amazon-bedrock", "bedrock"},
+		counting:  inputOmitsCache,
+		source:    "@ai-sdk/amazon-bedrock@3.0.0 src/bedrock-chat-language-model.ts: inputTokens = usage.inputTokens (Converse counts the cache apart); fixed in 4.0.13 (e89fc99651)",
+	},
+	{
+		dialect: dVercelAI, version: "ai@3-5",
+		providers: []string{"google."},
+		counting:  outputOmitsReasoning,
+		source:    "@ai-sdk/google@2.0.0 src/google-generative-ai-language-model.ts: outputTokens = candidatesTokenCount (thoughts apart), totalTokens = totalTokenCount",
+	},
 }
 
 // verdict outcomes for values not in a verdict table.
@@ -272,9 +376,7 @@ type verdicts struct {
 
 var boolVerdicts = verdicts{match: map[string]bool{"true": true, "1": true, "false": false, "0": false}, other: vNone}
 
-// content sources. Prompt and completion are each taken from the best
-// source present; every content key present is consumed (removed unless
-// keep_original_content), so stored content is never duplicated.
+// contentKind says how a content value is read.
 type contentKind uint8
 
 const (
@@ -297,49 +399,87 @@ const (
 	toSystemInstructions // semconv gen_ai.system_instructions, prepended to the prompt
 	toToolCalls          // Vercel ai.response.toolCalls, merged into the completion
 	toReasoning          // Vercel ai.response.reasoning(Text), merged into the completion
-	toOther              // content that has no field of its own (Vercel ai.prompt.tools...): only removed by drop_content
+	toOther              // content with no column of its own (tool arguments, documents...): kept, removed by drop_content only
 )
 
 type contentSpec struct {
-	key  string
-	role contentRole
-	kind contentKind
+	key    string // exact key, or a prefix ending in "."
+	role   contentRole
+	kind   contentKind
+	suffix string // prefix keys only: the key must end in it (retrieval.documents.N.document.content)
 }
 
-// contentSpecs in precedence order per role.
+// contentSpecs is the one table of content keys, in precedence order per
+// role. It serves both ends: a key whose role has a column feeds the stored
+// prompt/completion and is then removed from the attributes (stored once,
+// unless keep_original_content); drop_content removes every key listed here,
+// on spans and on span events. A key that is content is listed here, and
+// only here (TestContentKeysOfEveryDialectFixture walks the fixtures).
 var contentSpecs = []contentSpec{
-	{"fallom.prompt", toPrompt, ckNormalized},
-	{"gen_ai.input.messages", toPrompt, ckMessages}, // semconv current
-	{"gen_ai.prompt", toPrompt, ckOpenRouter},       // OpenRouter; older semconv (a string)
-	{"llm.input_messages.", toPrompt, ckFlatOpenInference},
-	{"gen_ai.prompt.", toPrompt, ckFlatTraceloop},
-	{"ai.prompt.messages", toPrompt, ckMessages}, // Vercel AI SDK
-	{"langfuse.observation.input", toPrompt, ckAny},
-	{"input.value", toPrompt, ckAny}, // OpenInference
-	{"span.input", toPrompt, ckOpenRouter},
-	{"trace.input", toPrompt, ckOpenRouter},
-	{"ai.prompt", toPrompt, ckAny}, // Vercel AI SDK outer span: {"system","prompt","messages"}
+	{key: "fallom.prompt", role: toPrompt, kind: ckNormalized},
+	{key: "gen_ai.input.messages", role: toPrompt, kind: ckMessages}, // semconv current
+	{key: "gen_ai.prompt", role: toPrompt, kind: ckOpenRouter},       // OpenRouter; older semconv (a string)
+	{key: "llm.input_messages.", role: toPrompt, kind: ckFlatOpenInference},
+	{key: "gen_ai.prompt.", role: toPrompt, kind: ckFlatTraceloop},
+	{key: "llm.prompts.", role: toPrompt, kind: ckFlatOpenInference}, // OpenInference completions API: llm.prompts.N.prompt.text
+	{key: "ai.prompt.messages", role: toPrompt, kind: ckMessages},    // Vercel AI SDK
+	{key: "langfuse.observation.input", role: toPrompt, kind: ckAny},
+	{key: "input.value", role: toPrompt, kind: ckAny}, // OpenInference
+	{key: "llm.prompts", role: toPrompt, kind: ckAny}, // OpenInference (older): array of prompt strings
+	{key: "span.input", role: toPrompt, kind: ckOpenRouter},
+	{key: "trace.input", role: toPrompt, kind: ckOpenRouter},
+	{key: "ai.prompt", role: toPrompt, kind: ckAny}, // Vercel AI SDK outer span: {"system","prompt","messages"}
 
-	{"fallom.completion", toCompletion, ckNormalized},
-	{"gen_ai.output.messages", toCompletion, ckMessages},
-	{"gen_ai.completion", toCompletion, ckOpenRouter},
-	{"llm.output_messages.", toCompletion, ckFlatOpenInference},
-	{"gen_ai.completion.", toCompletion, ckFlatTraceloop},
-	{"ai.response.text", toCompletion, ckText},
-	{"ai.response.object", toCompletion, ckText},
-	{"langfuse.observation.output", toCompletion, ckAny},
-	{"output.value", toCompletion, ckAny},
-	{"span.output", toCompletion, ckOpenRouter},
-	{"trace.output", toCompletion, ckOpenRouter},
+	{key: "fallom.completion", role: toCompletion, kind: ckNormalized},
+	{key: "gen_ai.output.messages", role: toCompletion, kind: ckMessages},
+	{key: "gen_ai.completion", role: toCompletion, kind: ckOpenRouter},
+	{key: "llm.output_messages.", role: toCompletion, kind: ckFlatOpenInference},
+	{key: "gen_ai.completion.", role: toCompletion, kind: ckFlatTraceloop},
+	{key: "llm.choices.", role: toCompletion, kind: ckFlatOpenInference}, // OpenInference completions API: llm.choices.N.completion.text
+	{key: "ai.response.text", role: toCompletion, kind: ckText},
+	{key: "ai.response.object", role: toCompletion, kind: ckText},
+	{key: "langfuse.observation.output", role: toCompletion, kind: ckAny},
+	{key: "output.value", role: toCompletion, kind: ckAny},
+	{key: "llm.choices", role: toCompletion, kind: ckAny},
+	{key: "span.output", role: toCompletion, kind: ckOpenRouter},
+	{key: "trace.output", role: toCompletion, kind: ckOpenRouter},
 
-	{"gen_ai.system_instructions", toSystemInstructions, ckMessages},
-	{"ai.response.toolCalls", toToolCalls, ckMessages},
-	{"ai.response.reasoning", toReasoning, ckText},
-	{"ai.response.reasoningText", toReasoning, ckText},
-	{"ai.prompt.tools", toOther, ckNone},
-	{"ai.prompt.toolChoice", toOther, ckNone},
-	{"langfuse.observation.metadata.input", toOther, ckNone},
+	{key: "gen_ai.system_instructions", role: toSystemInstructions, kind: ckMessages},
+	{key: "ai.response.toolCalls", role: toToolCalls, kind: ckMessages},
+	{key: "ai.response.reasoning", role: toReasoning, kind: ckText},
+	{key: "ai.response.reasoningText", role: toReasoning, kind: ckText},
+
+	// Content with no column: kept as sent (so nothing is lost), removed by
+	// drop_content.
+	{key: "gen_ai.tool.call.arguments", role: toOther},  // semconv execute_tool
+	{key: "gen_ai.tool.call.result", role: toOther},     // semconv execute_tool
+	{key: "gen_ai.retrieval.query.text", role: toOther}, // semconv retrieval
+	{key: "gen_ai.retrieval.documents", role: toOther},  // semconv retrieval (documents may carry their content)
+	{key: "ai.prompt.tools", role: toOther},             // Vercel AI SDK
+	{key: "ai.toolCall.args", role: toOther},
+	{key: "ai.toolCall.result", role: toOther},
+	{key: "ai.value", role: toOther},     // Vercel embed input
+	{key: "ai.values", role: toOther},    // Vercel embedMany inputs
+	{key: "ai.documents", role: toOther}, // Vercel rerank input
+	{key: "ai.ranking", role: toOther},   // Vercel rerank output (documents)
+	{key: "traceloop.entity.input", role: toOther},
+	{key: "traceloop.entity.output", role: toOther},
+	{key: "llm.prompt_template.template", role: toOther}, // OpenInference
+	{key: "llm.prompt_template.variables", role: toOther},
+	{key: "llm.function_call", role: toOther},
+	{key: "reranker.query", role: toOther},
+	{key: "retrieval.documents.", role: toOther, suffix: ".document.content"},
+	{key: "reranker.input_documents.", role: toOther, suffix: ".document.content"},
+	{key: "reranker.output_documents.", role: toOther, suffix: ".document.content"},
+	{key: "embedding.embeddings.", role: toOther, suffix: ".embedding.text"},
+	{key: "langfuse.observation.metadata.input", role: toOther},
+	{key: "langfuse.trace.input", role: toOther}, // the whole trace's input, not this call's prompt
+	{key: "langfuse.trace.output", role: toOther},
 }
+
+// stored reports whether content of this role has a column (and is removed
+// from the attributes once stored).
+func (r contentRole) stored() bool { return r != toOther }
 
 // dialect is the `source` column: which instrumentation produced a span.
 type dialect uint8
@@ -414,6 +554,7 @@ type keyRule struct {
 	content *contentSpec
 	rank    uint8 // content precedence within its role
 	dialect dialect
+	markers uint32 // bits of the tokenRules this key is a marker of
 }
 
 var (
@@ -426,6 +567,36 @@ type prefixRule struct {
 	content *contentSpec
 	rank    uint8
 	dialect dialect
+}
+
+// contentPrefixRule reports the content rule a key matches by prefix (the
+// flattened messages, document contents), or nil.
+func contentPrefixRule(k string) *prefixRule {
+	for i := range prefixRules {
+		pr := &prefixRules[i]
+		if pr.content == nil || !strings.HasPrefix(k, pr.prefix) || len(k) == len(pr.prefix) {
+			continue
+		}
+		if pr.content.suffix != "" {
+			if strings.HasSuffix(k, pr.content.suffix) {
+				return pr
+			}
+			continue
+		}
+		// Flattened messages: <prefix>N.<path>, finish reasons excepted.
+		if _, path, ok := parseFlatKey(k[len(pr.prefix):]); ok && path != "finish_reason" {
+			return pr
+		}
+	}
+	return nil
+}
+
+// isContentKey reports whether drop_content removes an attribute of this key.
+func isContentKey(k string) bool {
+	if r, ok := exactRules[k]; ok && r.content != nil {
+		return true
+	}
+	return contentPrefixRule(k) != nil
 }
 
 func init() {
@@ -463,6 +634,14 @@ func init() {
 		}
 		r := get(cs.key)
 		r.content, r.rank = cs, rank
+	}
+	if len(tokenRules) > 32 {
+		panic("openroutermapping: more than 32 token rules")
+	}
+	for i, tr := range tokenRules {
+		for _, k := range tr.markers {
+			get(k).markers |= 1 << i
+		}
 	}
 	for k, r := range exactRules {
 		r.dialect = dialectOfKey(k)

@@ -1,8 +1,6 @@
 package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 
 import (
-	"github.com/fallom/fallom-collector/internal/attrvalue"
-
 	"encoding/json"
 	"strings"
 )
@@ -83,7 +81,7 @@ func langfuseUsage(s string, m *mapped) {
 	}
 	fill := func(i int, v float64, ok bool) {
 		if ok && !m.hasTokens[i] {
-			if n, whole := attrvalue.WholeFloat(v); whole {
+			if n, whole := wholeCount(v); whole {
 				m.tokens[i], m.hasTokens[i] = n, true
 			}
 		}

@@ -44,11 +44,19 @@ type spanState struct {
 	toolCalls  contentCand
 	reasoning  contentCand
 	hasContent bool
-	hasFallom  bool // the span already carries fallom.* keys (re-processing)
+	hasFallom  bool   // the span already carries fallom.* keys (re-processing)
+	markers    uint32 // tokenRules whose marker keys are present
 	flat       []flatEntry
-	remove     []int // positions of consumed content attributes
+	remove     []removal         // content attributes: removed once stored, or by drop_content
+	used       [toOther + 1]bool // content roles that went into the stored prompt/completion
 	truncated  []string
 	hints      hints
+}
+
+// removal is a content attribute at a position, with the role it feeds.
+type removal struct {
+	idx  int
+	role contentRole
 }
 
 func (st *spanState) reset() {
@@ -101,9 +109,10 @@ func (st *spanState) apply(r *keyRule, v pcommon.Value, idx int) {
 	if r.dialect > st.dialect {
 		st.dialect = r.dialect
 	}
+	st.markers |= r.markers
 	if r.content != nil {
 		st.hasContent = true
-		st.remove = append(st.remove, idx)
+		st.remove = append(st.remove, removal{idx, r.content.role})
 		st.offer(r.content.role, r.content.kind, r.rank, v)
 	}
 }
@@ -183,6 +192,14 @@ func (st *spanState) applyPrefix(k string, v pcommon.Value, idx int) {
 			continue
 		}
 		rest := k[len(pr.prefix):]
+		if pr.content.suffix != "" || !pr.content.role.stored() {
+			// Content with no column (document contents...): drop_content only.
+			if rest != "" && strings.HasSuffix(k, pr.content.suffix) {
+				st.hasContent = true
+				st.remove = append(st.remove, removal{idx, toOther})
+			}
+			continue
+		}
 		if rest == "" || rest[0] < '0' || rest[0] > '9' {
 			continue
 		}
@@ -201,7 +218,7 @@ func (st *spanState) applyPrefix(k string, v pcommon.Value, idx int) {
 			continue
 		}
 		st.hasContent = true
-		st.remove = append(st.remove, idx)
+		st.remove = append(st.remove, removal{idx, pr.content.role})
 		st.flat = append(st.flat, flatEntry{role: pr.content.role, kind: pr.content.kind, idx: n, path: path, value: v})
 		st.offer(pr.content.role, pr.content.kind, pr.rank, v)
 	}
@@ -225,6 +242,9 @@ type mapped struct {
 	session, customer, model, reqModel string
 	provider, operation, finish        string
 	source                             string
+	adjustments                        []string // fallom.tokens_adjusted
+	cacheWrite1h                       int64    // part of the cache writes kept 1 hour (priced apart)
+	priceSource                        string   // the price table that computed the cost
 }
 
 const (
@@ -254,25 +274,15 @@ func (p *mappingProcessor) mapSpan(st *spanState, span ptrace.Span, scopeDialect
 	if st.hasContent && !p.cfg.DropContent {
 		p.resolveContent(st, &m)
 	}
-	if events := span.Events(); events.Len() > 0 && hasGenAIEvents(events) {
-		// Deprecated semconv content events fill what attributes did not.
-		if !p.cfg.DropContent && (!m.hasPrompt || !m.hasCompletion) {
-			prompt, completion, hasP, hasC := eventContent(events, &st.hints)
-			if hasP && !m.hasPrompt {
-				m.prompt, m.hasPrompt = prompt, true
-			}
-			if hasC && !m.hasCompletion {
-				m.completion, m.hasCompletion = completion, true
-			}
-		}
-		if p.cfg.DropContent || !p.cfg.KeepOriginalContent {
-			if dropEventContent(events) {
-				st.hasContent = true
-			}
-		}
+	if m.finish == "" && st.completion.rank != 0 && st.completion.kind == ckMessages {
+		// semconv output messages carry a finish_reason each.
+		m.finish = p.limitStr(st, outputFinishReason(st.completion.v), "finish_reason")
+	}
+	if events := span.Events(); events.Len() > 0 {
+		p.mapEvents(st, events, &m)
 	}
 	if len(st.remove) > 0 && (p.cfg.DropContent || !p.cfg.KeepOriginalContent) {
-		removeAt(attrs, st.remove)
+		removeContent(attrs, st, p.cfg.DropContent)
 	}
 
 	p.write(attrs, st, &m)
@@ -302,19 +312,12 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 	m.operation = p.limitStr(st, str(fOperation), "operation")
 	m.finish = p.limitStr(st, str(fFinishReason), "finish_reason")
 
-	for i, f := range [6]field{fInputTokens, fOutputTokens, fTotalTokens, fCachedTokens, fCacheWriteTokens, fReasoningTokens} {
-		if s[f].rank != 0 {
-			m.tokens[i], m.hasTokens[i] = s[f].i, true
-		}
+	if s[fProviderMetadata].rank != 0 {
+		readEmbedded(st)
 	}
-	if !m.hasTokens[tCacheWrite] && (s[fCacheWrite5m].rank != 0 || s[fCacheWrite1h].rank != 0) {
-		m.tokens[tCacheWrite], m.hasTokens[tCacheWrite] = s[fCacheWrite5m].i+s[fCacheWrite1h].i, true
-	}
-	if s[fUsageJSON].rank != 0 {
-		langfuseUsage(s[fUsageJSON].s, m)
-	}
-	if !m.hasTokens[tTotal] && m.hasTokens[tIn] && m.hasTokens[tOut] {
-		m.tokens[tTotal], m.hasTokens[tTotal] = m.tokens[tIn]+m.tokens[tOut], true
+	resolveTokens(st, m)
+	if s[fCacheWrite1h].rank != 0 {
+		m.cacheWrite1h = min(s[fCacheWrite1h].i, maxTokens) // priced apart (pricing.Usage)
 	}
 
 	if s[fInputCost].rank != 0 {
@@ -388,8 +391,10 @@ func (p *mappingProcessor) computeCost(m *mapped) {
 	in, out := price.Cost(pricing.Usage{
 		Input: m.tokens[tIn], Output: m.tokens[tOut],
 		CachedInput: m.tokens[tCached], CacheWriteInput: m.tokens[tCacheWrite],
+		CacheWrite1hInput: m.cacheWrite1h,
 	})
 	m.costSource = fallomattr.CostComputed
+	m.priceSource = price.Source
 	m.totalCost, m.hasTotal = in+out, true
 	if m.hasTokens[tIn] {
 		m.inCost, m.hasIn = in, true
@@ -400,28 +405,32 @@ func (p *mappingProcessor) computeCost(m *mapped) {
 }
 
 func (p *mappingProcessor) resolveContent(st *spanState, m *mapped) {
+	u := &st.used
 	if st.prompt.rank != 0 {
 		m.prompt = p.contentOf(st, st.prompt, toPrompt, rolePrompt)
 		if st.sysInstr.rank != 0 && st.prompt.kind != ckNormalized && st.prompt.kind != ckOpenRouter {
 			if sys, ok := systemMessage(st.sysInstr.v); ok {
 				m.prompt = prependMessage(sys, m.prompt)
+				u[toSystemInstructions] = true
 			}
 		}
-		m.hasPrompt = true
+		m.hasPrompt, u[toPrompt] = true, true
 	} else if st.sysInstr.rank != 0 {
 		if sys, ok := systemMessage(st.sysInstr.v); ok {
-			m.prompt, m.hasPrompt = marshalMsgs([]normMsg{sys}), true
+			m.prompt, m.hasPrompt, u[toSystemInstructions] = marshalMsgs([]normMsg{sys}), true, true
 		}
 	}
 	switch {
 	case st.completion.rank != 0 && st.completion.kind == ckText && (st.toolCalls.rank != 0 || st.reasoning.rank != 0):
 		m.completion = vercelCompletion(&st.completion.v, candPtr(st.toolCalls), candPtr(st.reasoning))
-		m.hasCompletion = true
+		u[toToolCalls], u[toReasoning] = st.toolCalls.rank != 0, st.reasoning.rank != 0
+		m.hasCompletion, u[toCompletion] = true, true
 	case st.completion.rank != 0:
 		m.completion = p.contentOf(st, st.completion, toCompletion, roleCompletion)
-		m.hasCompletion = true
+		m.hasCompletion, u[toCompletion] = true, true
 	case st.toolCalls.rank != 0 || st.reasoning.rank != 0:
 		m.completion = vercelCompletion(nil, candPtr(st.toolCalls), candPtr(st.reasoning))
+		u[toToolCalls], u[toReasoning] = st.toolCalls.rank != 0, st.reasoning.rank != 0
 		m.hasCompletion = true
 	}
 	if st.hints.hasStreamed && !m.hasStreamed {
@@ -444,12 +453,14 @@ func (p *mappingProcessor) contentOf(st *spanState, c contentCand, role contentR
 	return normalizeContent(c.kind, c.v, defRole, &st.hints)
 }
 
-// removeAt removes the attributes at the given (ascending) positions.
-func removeAt(attrs pcommon.Map, positions []int) {
+// removeContent removes the content attributes recorded while reading:
+// all of them with drop_content, otherwise those whose role was stored.
+func removeContent(attrs pcommon.Map, st *spanState, drop bool) {
 	i, next := 0, 0
 	attrs.RemoveIf(func(string, pcommon.Value) bool {
-		hit := next < len(positions) && positions[next] == i
-		if hit {
+		hit := false
+		if next < len(st.remove) && st.remove[next].idx == i {
+			hit = drop || st.used[st.remove[next].role]
 			next++
 		}
 		i++
@@ -457,38 +468,9 @@ func removeAt(attrs pcommon.Map, positions []int) {
 	})
 }
 
-// eventContentKeys are the content attributes of the (deprecated) semconv
-// GenAI events (gen_ai.user.message, gen_ai.choice, gen_ai.content.prompt...):
-// removed from gen_ai.* events by drop_content.
-var eventContentKeys = map[string]bool{
-	"content": true, "message": true, "body": true, "gen_ai.prompt": true, "gen_ai.completion": true,
-	"gen_ai.input.messages": true, "gen_ai.output.messages": true, "gen_ai.system_instructions": true,
-	"tool_calls": true,
-}
-
-// dropEventContent removes the content attributes of gen_ai.* events and
-// reports whether there were any.
-func dropEventContent(events ptrace.SpanEventSlice) bool {
-	dropped := false
-	for i := 0; i < events.Len(); i++ {
-		ev := events.At(i)
-		if !strings.HasPrefix(ev.Name(), "gen_ai.") {
-			continue
-		}
-		ev.Attributes().RemoveIf(func(k string, _ pcommon.Value) bool {
-			if eventContentKeys[k] {
-				dropped = true
-				return true
-			}
-			return false
-		})
-	}
-	return dropped
-}
-
 // maxWrites bounds the attributes write adds (columns and flags), so the
 // attribute slice grows once instead of several times.
-const maxWrites = 26
+const maxWrites = 27
 
 func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	attrs.EnsureCapacity(attrs.Len() + maxWrites)
@@ -510,6 +492,12 @@ func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	putDouble(attrs, st, fallomattr.OutputCostUSD, m.outCost, m.hasOut)
 	putDouble(attrs, st, fallomattr.TotalCostUSD, m.totalCost, m.hasTotal)
 	putStr(attrs, st, fallomattr.CostSource, m.costSource)
+	switch {
+	case m.priceSource != "":
+		attrs.PutStr(fallomattr.PriceSource, m.priceSource)
+	case m.costSource != fallomattr.CostComputed && st.hasFallom:
+		attrs.Remove(fallomattr.PriceSource) // kept only beside a computed cost
+	}
 	putStr(attrs, st, fallomattr.FinishReason, m.finish)
 	putDouble(attrs, st, fallomattr.TimeToFirstTokenMs, m.ttft, m.hasTTFT)
 	if m.hasStreamed {
@@ -531,6 +519,13 @@ func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 		}
 	}
 	putStr(attrs, st, fallomattr.Source, m.source)
+	if len(m.adjustments) > 0 {
+		sl := attrs.PutEmptySlice(fallomattr.FlagTokensAdjusted)
+		sl.EnsureCapacity(len(m.adjustments))
+		for _, r := range m.adjustments {
+			sl.AppendEmpty().SetStr(r)
+		}
+	}
 	if len(st.truncated) > 0 {
 		sl := attrs.PutEmptySlice(fallomattr.FlagTruncated)
 		sl.EnsureCapacity(len(st.truncated))

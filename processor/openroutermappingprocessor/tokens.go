@@ -1,0 +1,236 @@
+package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
+
+import (
+	"encoding/json"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/fallom/fallom-collector/internal/attrvalue"
+)
+
+// Reasons listed in fallom.tokens_adjusted.
+const (
+	adjInputExcludedCache      = "input_excluded_cache"
+	adjOutputExcludedReasoning = "output_excluded_reasoning"
+	adjCacheExceededInput      = "cache_exceeded_input"
+	adjReasoningExceededOutput = "reasoning_exceeded_output"
+	adjTotalRecomputed         = "total_recomputed"
+	adjTotalExceedsParts       = "total_exceeds_parts"
+)
+
+// maxTokens caps every count: 2^40 (about 10^12) is more than any call
+// uses, and sums of capped counts cannot overflow an int64.
+const maxTokens = 1 << 40
+
+// readEmbedded fills the fields that embeddedSpecs read from inside JSON
+// attribute values, where the attributes left them empty. Only spans that
+// carry such a value pay for the decode.
+func readEmbedded(st *spanState) {
+	var (
+		decoded field
+		root    map[string]any
+	)
+	for i := range embeddedSpecs {
+		es := &embeddedSpecs[i]
+		src := &st.slots[es.from]
+		dst := &st.slots[es.field]
+		if src.rank == 0 || dst.rank != 0 {
+			continue
+		}
+		if decoded != es.from+1 {
+			decoded, root = es.from+1, nil
+			dec := json.NewDecoder(strings.NewReader(src.s))
+			dec.UseNumber()
+			if err := dec.Decode(&root); err != nil {
+				root = nil
+			}
+		}
+		v, ok := jsonPath(root, es.path)
+		if !ok {
+			continue
+		}
+		n, isNum := v.(json.Number)
+		if !isNum {
+			continue
+		}
+		val := pcommon.NewValueStr(n.String())
+		t := target{field: es.field, reader: es.reader}
+		if readInto(dst, &t, val) {
+			dst.rank = lowestRank
+		}
+	}
+}
+
+// jsonPath walks member names joined by "." through decoded JSON objects.
+func jsonPath(root map[string]any, path string) (any, bool) {
+	var cur any = root
+	for path != "" {
+		name, rest, _ := strings.Cut(path, ".")
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = obj[name]; !ok || cur == nil {
+			return nil, false
+		}
+		path = rest
+	}
+	return cur, true
+}
+
+// tokenCountingOf looks the span up in tokenRules.
+func tokenCountingOf(st *spanState, provider string) tokenCounting {
+	provider = strings.ToLower(provider)
+	for i := range tokenRules {
+		tr := &tokenRules[i]
+		if tr.dialect != st.dialect {
+			continue
+		}
+		if len(tr.markers) > 0 && st.markers&(1<<i) == 0 {
+			continue
+		}
+		if len(tr.providers) > 0 && !hasAnyPrefix(provider, tr.providers) {
+			continue
+		}
+		return tr.counting
+	}
+	return countsInclusive
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolveTokens makes the counts inclusive: the emitter's counting (the
+// table, refined by witnesses), then the guard for figures that cannot be
+// inclusive. What was changed and why is listed in m.adjusted.
+func resolveTokens(st *spanState, m *mapped) {
+	s := &st.slots
+	t, has := &m.tokens, &m.hasTokens
+	for i, f := range [6]field{fInputTokens, fOutputTokens, fTotalTokens, fCachedTokens, fCacheWriteTokens, fReasoningTokens} {
+		if s[f].rank != 0 {
+			t[i], has[i] = min(s[f].i, maxTokens), true
+		}
+	}
+	if !has[tCacheWrite] && (s[fCacheWrite5m].rank != 0 || s[fCacheWrite1h].rank != 0) {
+		t[tCacheWrite], has[tCacheWrite] = min(s[fCacheWrite5m].i, maxTokens)+min(s[fCacheWrite1h].i, maxTokens), true
+	}
+	if s[fUsageJSON].rank != 0 {
+		langfuseUsage(s[fUsageJSON].s, m)
+	}
+	// Counts of a span this processor already mapped are inclusive.
+	if s[fInputTokens].rank == 1 || s[fOutputTokens].rank == 1 {
+		if !has[tTotal] && has[tIn] && has[tOut] {
+			t[tTotal], has[tTotal] = t[tIn]+t[tOut], true
+		}
+		return
+	}
+
+	cache := t[tCached] + t[tCacheWrite] // 0 where absent
+	counting := tokenCountingOf(st, m.provider)
+	// Witnesses: the span itself says which count its input and output are.
+	if nc := &s[fInputNoCache]; nc.rank != 0 && has[tIn] && cache > 0 {
+		switch t[tIn] {
+		case nc.i:
+			counting |= inputOmitsCache
+		case nc.i + cache:
+			counting &^= inputOmitsCache
+		}
+	}
+	if tx := &s[fOutputText]; tx.rank != 0 && has[tOut] && t[tReasoning] > 0 {
+		switch t[tOut] {
+		case tx.i:
+			counting |= outputOmitsReasoning
+		case tx.i + t[tReasoning]:
+			counting &^= outputOmitsReasoning
+		}
+	}
+
+	if has[tIn] {
+		var add int64
+		if counting&inputOmitsCacheRead != 0 {
+			add += t[tCached]
+		}
+		if counting&inputOmitsCacheWrite != 0 {
+			add += t[tCacheWrite]
+		}
+		if add > 0 {
+			t[tIn] += add
+			m.adjust(adjInputExcludedCache)
+		}
+		// Guard: an inclusive input holds its cache reads and writes.
+		if cache > t[tIn] {
+			t[tIn] += cache
+			m.adjust(adjCacheExceededInput)
+		}
+	}
+	if has[tOut] {
+		if counting&outputOmitsReasoning != 0 && t[tReasoning] > 0 {
+			t[tOut] += t[tReasoning]
+			m.adjust(adjOutputExcludedReasoning)
+		}
+		// Guard: an inclusive output holds its reasoning.
+		if t[tReasoning] > t[tOut] {
+			t[tOut] += t[tReasoning]
+			m.adjust(adjReasoningExceededOutput)
+		}
+	}
+	if !has[tIn] || !has[tOut] {
+		return
+	}
+	sum := t[tIn] + t[tOut]
+	switch {
+	case !has[tTotal]:
+		t[tTotal], has[tTotal] = sum, true
+	case t[tTotal] < sum:
+		// A total of exclusive figures (Vercel v5: input + output).
+		t[tTotal] = sum
+		m.adjust(adjTotalRecomputed)
+	case t[tTotal] > sum:
+		// A total of inclusive figures above the parts: the part it holds
+		// that the parts left out.
+		switch gap := t[tTotal] - sum; {
+		case gap == t[tReasoning] && !m.adjusted(adjOutputExcludedReasoning, adjReasoningExceededOutput):
+			t[tOut] += gap
+			m.adjust(adjOutputExcludedReasoning)
+		case gap == cache && !m.adjusted(adjInputExcludedCache, adjCacheExceededInput),
+			gap == t[tCached] && !m.adjusted(adjInputExcludedCache, adjCacheExceededInput):
+			t[tIn] += gap
+			m.adjust(adjInputExcludedCache)
+		default:
+			m.adjust(adjTotalExceedsParts)
+		}
+	}
+}
+
+func (m *mapped) adjust(reason string) {
+	for _, r := range m.adjustments {
+		if r == reason {
+			return
+		}
+	}
+	m.adjustments = append(m.adjustments, reason)
+}
+
+func (m *mapped) adjusted(reasons ...string) bool {
+	for _, r := range m.adjustments {
+		for _, q := range reasons {
+			if r == q {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wholeCount reads a JSON count (Langfuse usage details) as a capped int.
+func wholeCount(f float64) (int64, bool) {
+	n, ok := attrvalue.WholeFloat(f)
+	return min(n, maxTokens), ok
+}
