@@ -332,7 +332,7 @@ func runPipelines(ctx context.Context, o Options, res *Results, fail func(string
 	}
 	// The API key comes from the real CLI, as a user would get it.
 	w.KeysFile = filepath.Join(w.WorkDir, "keys.yaml")
-	out, err := exec.CommandContext(ctx, bin, "keys", "create", "--project", "bench", "--name", "loadgen", "--keys-file", w.KeysFile).Output()
+	out, err := exec.CommandContext(ctx, bin, "keys", "create", "--project", "bench", "--name", "loadgen", "--scopes", "ingest,read", "--keys-file", w.KeysFile).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

@@ -48,6 +48,8 @@ func (h *testHost) GetExtensions() map[component.ID]component.Component { return
 const (
 	keyP1 = "flm_p1ReadKeyForTheConsoleTests_0001"
 	keyP2 = "flm_p2ReadKeyForTheConsoleTests_0002"
+	// keyIngest is valid for p1 but has no read scope.
+	keyIngest = "flm_p1IngestOnlyKeyForTheConsole_0003"
 )
 
 type apiEnv struct {
@@ -63,10 +65,12 @@ func startConsole(t *testing.T, st backend.Config) string {
 	authFactory := fallomauthextension.NewFactory()
 	authCfg := authFactory.CreateDefaultConfig().(*fallomauthextension.Config)
 	authCfg.Keys = []keys.Entry{
-		{Name: "p1-reader", Project: "p1", Key: configopaque.String(keyP1)},
-		{Name: "p2-reader", Project: "p2", Key: configopaque.String(keyP2)},
+		{Name: "p1-reader", Project: "p1", Key: configopaque.String(keyP1), Scopes: []string{"ingest", "read"}},
+		{Name: "p2-reader", Project: "p2", Key: configopaque.String(keyP2), Scopes: []string{"read"}},
+		{Name: "p1-ingest", Project: "p1", Key: configopaque.String(keyIngest)},
 	}
-	authID := component.MustNewID("fallomauth")
+	authCfg.Scope = "read"
+	authID := component.MustNewIDWithName("fallomauth", "read")
 	auth, err := authFactory.Create(ctx, extension.Settings{ID: authID, TelemetrySettings: componenttest.NewNopTelemetrySettings(),
 		BuildInfo: component.NewDefaultBuildInfo()}, authCfg)
 	require.NoError(t, err)
@@ -229,6 +233,10 @@ func testAPIAuth(t *testing.T, env apiEnv) {
 			assert.NotEmpty(t, e["error"], "%s with %s", r, bad.name)
 			assert.NotContains(t, e["error"], keyP1)
 		}
+		// A valid key without the read scope: 403, naming the scope.
+		a := get(t, env, keyIngest, r)
+		assert.Equal(t, http.StatusForbidden, a.status, r)
+		assert.Contains(t, string(a.body), "read")
 		// X-Api-Key works as well as Authorization.
 		req, _ := http.NewRequest(http.MethodGet, env.base+r, nil)
 		req.Header.Set("X-Api-Key", keyP1)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensionauth"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
+	keyprincipal "github.com/fallom/fallom-collector/internal/principal"
 )
 
 // principal is who a request acts for: the project it may read and the
@@ -27,50 +27,45 @@ type principal struct {
 }
 
 // credential is what a login session keeps to check its key again on every
-// request (so a revoked, expired or removed key ends the session at once).
+// request (so a revoked, expired or removed key, or one that lost the read
+// scope, ends the session at once, hot reload included): the key's sha256,
+// never the key.
 type credential struct {
-	key string // held in this process's memory only, never in the cookie
+	digest [sha256.Size]byte
 }
 
-// authority checks keys for the console: the fallomauth instance named by
-// the config's authenticator.
-type authority interface {
-	// authenticate checks the key in a request's headers (the API).
-	authenticate(ctx context.Context, headers map[string][]string) (principal, error)
-	// login checks a key typed into the login form.
-	login(ctx context.Context, key string) (principal, credential, error)
-	// recheck checks a login session's key again.
-	recheck(ctx context.Context, c credential) (principal, error)
-	// forbidden reports whether err means "valid key, but not allowed to
-	// read" (403) rather than "no valid key" (401).
-	forbidden(err error) bool
+// keyChecker is what the console needs of the fallomauth extension named by
+// its authenticator: Authenticate for API requests, CheckKey for the login
+// form and CheckDigest to re-check a login session, each honouring the
+// instance's scope (a valid key without it is refused with an error
+// wrapping keyprincipal.ErrMissingScope).
+type keyChecker interface {
+	extensionauth.Server
+	CheckKey(key string) (keyprincipal.Principal, error)
+	CheckDigest(digest [sha256.Size]byte) (keyprincipal.Principal, error)
 }
 
-// serverAuthority adapts any extensionauth.Server (fallomauth) through its
-// Authenticate method: the principal is read from client.Info.Auth.
-type serverAuthority struct{ srv extensionauth.Server }
+// authority checks keys for the console.
+type authority struct{ kc keyChecker }
 
-func findAuthority(host component.Host, id component.ID) (authority, error) {
+func findAuthority(host component.Host, id component.ID) (*authority, error) {
 	ext, ok := host.GetExtensions()[id]
 	if !ok {
 		return nil, fmt.Errorf("authenticator %q is not an extension of this collector: add it under extensions and service.extensions", id)
 	}
-	srv, ok := ext.(extensionauth.Server)
+	kc, ok := ext.(keyChecker)
 	if !ok {
-		return nil, fmt.Errorf("extension %q is not a server authenticator (use a fallomauth instance)", id)
+		return nil, fmt.Errorf("extension %q cannot check keys for the console (use a fallomauth instance, e.g. fallomauth/read with scope: read)", id)
 	}
-	return serverAuthority{srv: srv}, nil
+	return &authority{kc: kc}, nil
 }
 
-func (a serverAuthority) authenticate(ctx context.Context, headers map[string][]string) (principal, error) {
-	ctx, err := a.srv.Authenticate(ctx, headers)
+// authenticate checks the key in a request's headers (the API).
+func (a *authority) authenticate(ctx context.Context, headers map[string][]string) (principal, error) {
+	ctx, err := a.kc.Authenticate(ctx, headers)
 	if err != nil {
 		return principal{}, err
 	}
-	return principalOf(ctx)
-}
-
-func principalOf(ctx context.Context) (principal, error) {
 	auth := client.FromContext(ctx).Auth
 	if auth == nil {
 		return principal{}, errors.New("the authenticator attached no principal")
@@ -83,21 +78,24 @@ func principalOf(ctx context.Context) (principal, error) {
 	return principal{projectID: project, keyName: name}, nil
 }
 
-func (a serverAuthority) login(ctx context.Context, key string) (principal, credential, error) {
-	p, err := a.authenticate(ctx, map[string][]string{"Authorization": {"Bearer " + key}})
-	return p, credential{key: key}, err
+// login checks a key typed into the login form.
+func (a *authority) login(key string) (principal, credential, error) {
+	p, err := a.kc.CheckKey(key)
+	if err != nil {
+		return principal{}, credential{}, err
+	}
+	return principal{projectID: p.ProjectID, keyName: p.KeyName}, credential{digest: sha256.Sum256([]byte(key))}, nil
 }
 
-func (a serverAuthority) recheck(ctx context.Context, c credential) (principal, error) {
-	p, _, err := a.login(ctx, c.key)
-	return p, err
+// recheck checks a login session's key again.
+func (a *authority) recheck(c credential) (principal, error) {
+	p, err := a.kc.CheckDigest(c.digest)
+	return principal{projectID: p.ProjectID, keyName: p.KeyName}, err
 }
 
-func (serverAuthority) forbidden(err error) bool {
-	// Key scopes: a key without the read scope is refused with an error
-	// that names the missing scope.
-	return err != nil && strings.Contains(err.Error(), "scope")
-}
+// forbidden reports whether err means "a valid key, without the read
+// scope" (403) rather than "no valid key" (401).
+func (*authority) forbidden(err error) bool { return errors.Is(err, keyprincipal.ErrMissingScope) }
 
 // loginSession is one browser's login, kept server-side; the browser holds
 // only a random id in an HttpOnly cookie.
@@ -215,7 +213,7 @@ func (c *console) sessionPrincipal(r *http.Request) (principal, bool) {
 	if !ok {
 		return principal{}, false
 	}
-	p, err := c.auth.recheck(r.Context(), ls.cred)
+	p, err := c.auth.recheck(ls.cred)
 	if err != nil || p.projectID != ls.principal.projectID {
 		c.sessions.delete(ck.Value)
 		return principal{}, false

@@ -26,7 +26,7 @@ type console struct {
 	set    component.TelemetrySettings
 	logger *zap.Logger
 
-	auth     authority
+	auth     *authority
 	reader   storage.Reader
 	release  func() error
 	sessions *sessionStore

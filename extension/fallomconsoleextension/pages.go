@@ -180,7 +180,7 @@ func (c *console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusUnauthorized, "Enter an API key with the read scope.")
 		return
 	}
-	p, cred, err := c.auth.login(r.Context(), key)
+	p, cred, err := c.auth.login(key)
 	if err != nil {
 		status := http.StatusUnauthorized
 		if c.auth.forbidden(err) {

@@ -43,6 +43,8 @@ type env struct {
 	otlp    string // OTLP/HTTP traces URL
 	keyAcme string
 	keyEvil string
+	// keyIngest is valid for acme but has no read scope.
+	keyIngest string
 	acme    fixture
 	evil    fixture
 }
@@ -51,8 +53,9 @@ func start(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, dir: dir, keys: filepath.Join(dir, "keys.yaml")}
-	e.keyAcme = collectortest.CreateKey(t, e.keys, "acme", "acme-console")
-	e.keyEvil = collectortest.CreateKey(t, e.keys, "hostile", "hostile-console")
+	e.keyAcme = collectortest.CreateKeyWithScopes(t, e.keys, "acme", "acme-console", "ingest,read")
+	e.keyEvil = collectortest.CreateKeyWithScopes(t, e.keys, "hostile", "hostile-console", "ingest,read")
+	e.keyIngest = collectortest.CreateKey(t, e.keys, "acme", "acme-ingest-only")
 	ep := collectortest.NewEndpoints(t)
 	console := fmt.Sprintf("127.0.0.1:%d", collectortest.FreePort(t))
 	e.col = collectortest.Start(t, collectortest.Options{
@@ -165,6 +168,20 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 func count(t *testing.T, ctx context.Context, sel string) int {
 	t.Helper()
 	return eval[int](t, ctx, fmt.Sprintf("document.querySelectorAll(%q).length", sel))
+}
+
+// waitText waits until the element's text holds want (after a click whose
+// new page has the same element as the old one).
+func waitText(t *testing.T, ctx context.Context, sel, want string) {
+	t.Helper()
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		got = eval[string](t, ctx, fmt.Sprintf("(document.querySelector(%q) || {}).innerText || ''", sel))
+		if strings.Contains(got, want) {
+			return
+		}
+	}
+	t.Fatalf("%s: %q does not hold %q", sel, got, want)
 }
 
 // number reads a displayed figure ("$1,234.5678", "12,345") as a float.
@@ -466,6 +483,10 @@ func (e *env) testLogout(t *testing.T, ctx context.Context) {
 	msg := text(t, ctx, "#login-error")
 	assert.Contains(t, msg, "unknown")
 	assert.NotContains(t, msg, "NotAKeyOfThisCollector")
+	// A key without the read scope is refused, naming the scope.
+	run(t, ctx, chromedp.SendKeys(chromedp.CSS("#key"), e.keyIngest), chromedp.Click(chromedp.CSS("#login")))
+	waitText(t, ctx, "#login-error", "read")
+	assert.Equal(t, 0, count(t, ctx, "#project"), "not logged in")
 	e.login(t, ctx, e.keyAcme)
 }
 

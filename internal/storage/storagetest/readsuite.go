@@ -139,14 +139,6 @@ func (m model) gens(f storage.Filter) []storage.Span {
 	return out
 }
 
-func deref[T any](p *T) T {
-	var z T
-	if p == nil {
-		return z
-	}
-	return *p
-}
-
 func addCost(sum **float64, c *float64) {
 	if c == nil {
 		return
