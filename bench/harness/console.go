@@ -105,7 +105,7 @@ func consoleTrace(o ConsoleOptions, i int, end time.Time) []storage.Span {
 	str := func(s string) *string { return &s }
 	i64 := func(v int64) *int64 { return &v }
 	f64 := func(v float64) *float64 { return &v }
-	trace := fmt.Sprintf("%016x%016x", uint64(i)*0x9e3779b97f4a7c15, uint64(i))
+	trace := fmt.Sprintf("%016x%016x", uint64(i+1)*0x9e3779b97f4a7c15, uint64(i+1))
 	g := storage.Span{
 		ProjectID: benchProject, TraceID: trace, SpanID: fmt.Sprintf("%016x", uint64(i)<<2|1),
 		Name: "LLM Generation", Kind: "CLIENT", StatusCode: "OK",

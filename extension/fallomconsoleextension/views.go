@@ -149,7 +149,7 @@ type overviewBody struct {
 	Models       []usageView
 	Providers    []usageView
 	TopCustomers []usageView
-	TopSessions  []storage.SessionRow
+	TopSessions  []usageView
 }
 
 func (overviewBody) title() (string, string) { return "Overview", "overview" }
@@ -243,23 +243,26 @@ func (c *console) pageOverview(r *http.Request, p principal) (string, any, error
 		by   storage.UsageGroup
 		dst  *[]usageView
 		link string
-	}{{storage.ByModel, &body.Models, "model"}, {storage.ByProvider, &body.Providers, "provider"}, {storage.ByCustomer, &body.TopCustomers, "customer_id"}}
+	}{{storage.ByModel, &body.Models, "model"}, {storage.ByProvider, &body.Providers, "provider"},
+		{storage.ByCustomer, &body.TopCustomers, "customer_id"}, {storage.BySession, &body.TopSessions, "session_id"}}
 	for _, g := range groups {
 		rows, err := c.reader.Usage(ctx, f, g.by, 10)
 		if err != nil {
 			return "", nil, err
 		}
 		for _, u := range rows {
+			if u.Key == nil && g.by == storage.BySession {
+				continue // calls outside any session are not a top session
+			}
 			v := usageView{UsageRow: u}
-			if u.Key != nil {
+			switch {
+			case u.Key != nil && g.by == storage.BySession:
+				v.URL = pageURL("/sessions/"+url.PathEscape(*u.Key), nil)
+			case u.Key != nil:
 				v.URL = pq.link("/generations", g.link, *u.Key)
 			}
 			*g.dst = append(*g.dst, v)
 		}
-	}
-	sf := storage.Filter{ProjectID: p.projectID, From: f.From, To: f.To}
-	if body.TopSessions, _, err = c.reader.Sessions(ctx, sf, storage.Page{Limit: 10, Sort: "total_cost_usd", Desc: true}); err != nil {
-		return "", nil, err
 	}
 	return "overview", body, nil
 }

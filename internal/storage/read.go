@@ -107,19 +107,21 @@ const (
 	ByModel    UsageGroup = "model"
 	ByProvider UsageGroup = "provider"
 	ByCustomer UsageGroup = "customer"
+	BySession  UsageGroup = "session"
 )
 
 // ParseUsageGroup validates a group_by value.
 func ParseUsageGroup(s string) (UsageGroup, error) {
 	switch g := UsageGroup(s); g {
-	case ByDay, ByModel, ByProvider, ByCustomer:
+	case ByDay, ByModel, ByProvider, ByCustomer, BySession:
 		return g, nil
 	}
-	return "", fmt.Errorf("group_by must be day, model, provider or customer, got %q", s)
+	return "", fmt.Errorf("group_by must be day, model, provider, customer or session, got %q", s)
 }
 
 // UsageRow is one group of Reader.Usage. Key is the day (YYYY-MM-DD, UTC),
-// model, provider or customer id; nil when the generations have none.
+// model, provider, customer id or session id; nil when the generations have
+// none.
 type UsageRow struct {
 	Key          *string
 	Generations  int64

@@ -152,6 +152,8 @@ func (r *SQLReader) Usage(ctx context.Context, f Filter, by UsageGroup, limit in
 		key = "provider"
 	case ByCustomer:
 		key = "customer_id"
+	case BySession:
+		key = "session_id"
 	default:
 		return nil, fmt.Errorf("storage: unknown usage group %q", by)
 	}
@@ -486,14 +488,16 @@ func (r *SQLReader) Span(ctx context.Context, project, traceID, spanID string) (
 	return rows[0], nil
 }
 
-// Trace implements Reader.
+// Trace implements Reader. The sort key is an expression (+ 0) so the
+// planner finds the trace by the primary key instead of walking the
+// (project_id, start_time) index in order.
 func (r *SQLReader) Trace(ctx context.Context, project, traceID string, limit int) ([]Span, error) {
 	if limit <= 0 || limit > MaxTraceSpans {
 		limit = MaxTraceSpans
 	}
 	q := &query{d: &r.d}
 	sql := "SELECT " + spanColumns + " FROM spans WHERE project_id = " + q.arg(project) + " AND trace_id = " + q.arg(traceID) +
-		" ORDER BY start_time_unix_nano, span_id LIMIT " + strconv.Itoa(limit)
+		" ORDER BY start_time_unix_nano + 0, span_id LIMIT " + strconv.Itoa(limit)
 	rows, err := r.spans(ctx, sql, q.args, 16)
 	if err != nil {
 		return nil, err
@@ -507,10 +511,13 @@ func (r *SQLReader) Trace(ctx context.Context, project, traceID string, limit in
 // sessionsSource is the sessions view of one project (DESIGN 2.5) as a
 // subquery, aggregated here rather than through the view so the project
 // and session terms reach the spans indexes in both backends.
-func (r *SQLReader) sessionsSource(q *query, project string, sessionID string) string {
+func (r *SQLReader) sessionsSource(q *query, project string, sessionID string, selectIn string) string {
 	w := "project_id = " + q.arg(project) + " AND is_generation = " + r.d.True + " AND session_id IS NOT NULL"
 	if sessionID != "" {
 		w += " AND session_id = " + q.arg(sessionID)
+	}
+	if selectIn != "" {
+		w += " AND " + selectIn
 	}
 	return "(SELECT project_id, session_id, max(customer_id) AS customer_id, count(*) AS generations, " +
 		errorCount + " AS errors, CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens, " +
@@ -518,10 +525,13 @@ func (r *SQLReader) sessionsSource(q *query, project string, sessionID string) s
 		"max(end_time_unix_nano) AS last_seen_unix_nano FROM spans WHERE " + w + " GROUP BY project_id, session_id) v"
 }
 
-func (r *SQLReader) customersSource(q *query, project string, customerID string) string {
+func (r *SQLReader) customersSource(q *query, project string, customerID string, selectIn string) string {
 	w := "project_id = " + q.arg(project) + " AND is_generation = " + r.d.True + " AND customer_id IS NOT NULL"
 	if customerID != "" {
 		w += " AND customer_id = " + q.arg(customerID)
+	}
+	if selectIn != "" {
+		w += " AND " + selectIn
 	}
 	return "(SELECT project_id, customer_id, count(DISTINCT session_id) AS sessions, count(*) AS generations, " +
 		"CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens, " +
@@ -543,18 +553,13 @@ func (c *CustomerRow) scanTargets() []any {
 		&c.TotalCostUSD, &c.FirstSeenUnixNano, &c.LastSeenUnixNano}
 }
 
-// groupWhere selects, among rows of the sessions or customers view, those
-// active in f's time range (first seen before To, last seen at or after
-// From) that have a generation matching f's other fields. The id column's
-// own filter is applied by the caller's source.
-func (r *SQLReader) groupWhere(q *query, f *Filter, idCol string) []string {
-	var w []string
-	if f.From != nil {
-		w = append(w, "last_seen_unix_nano >= "+q.arg(*f.From))
-	}
-	if f.To != nil {
-		w = append(w, "first_seen_unix_nano < "+q.arg(*f.To))
-	}
+// groupSelect returns the term that selects, inside the sessions or
+// customers source (before aggregation, so only the selected groups are
+// aggregated), the groups with a generation matching f's fields other than
+// the time range and the id column's own filter ("" when none), and the
+// terms on the aggregated rows that keep those active in f's time range
+// (first seen before To, last seen at or after From).
+func (r *SQLReader) groupSelect(q *query, f *Filter, idCol string) (selectIn string, where []string) {
 	inner := *f
 	inner.From, inner.To = nil, nil
 	if idCol == "session_id" {
@@ -563,9 +568,15 @@ func (r *SQLReader) groupWhere(q *query, f *Filter, idCol string) []string {
 		inner.CustomerID = ""
 	}
 	if !inner.onlyTime() {
-		w = append(w, idCol+" IN (SELECT "+idCol+" FROM spans WHERE "+and(r.genWhere(q, &inner, true))+")")
+		selectIn = idCol + " IN (SELECT " + idCol + " FROM spans WHERE " + and(r.genWhere(q, &inner, true)) + ")"
 	}
-	return w
+	if f.From != nil {
+		where = append(where, "last_seen_unix_nano >= "+q.arg(*f.From))
+	}
+	if f.To != nil {
+		where = append(where, "first_seen_unix_nano < "+q.arg(*f.To))
+	}
+	return selectIn, where
 }
 
 func pageOf[T any](rows []T, limit int, cursor func(*T) *Cursor) ([]T, *Cursor) {
@@ -584,8 +595,8 @@ func (r *SQLReader) Sessions(ctx context.Context, f Filter, p Page) ([]SessionRo
 	}
 	limit := p.limit()
 	q := &query{d: &r.d}
-	src := r.sessionsSource(q, f.ProjectID, f.SessionID)
-	where := r.groupWhere(q, &f, "session_id")
+	selectIn, where := r.groupSelect(q, &f, "session_id")
+	src := r.sessionsSource(q, f.ProjectID, f.SessionID, selectIn)
 	after, orderBy, err := keyset(q, &SessionsList, col, desc, p.After)
 	if err != nil {
 		return nil, nil, err
@@ -668,7 +679,7 @@ func collect[T any](ctx context.Context, qr Querier, sql string, args []any, tar
 // Session implements Reader.
 func (r *SQLReader) Session(ctx context.Context, project, sessionID string) (SessionRow, error) {
 	q := &query{d: &r.d}
-	sql := "SELECT " + sessionColumns + " FROM " + r.sessionsSource(q, project, sessionID)
+	sql := "SELECT " + sessionColumns + " FROM " + r.sessionsSource(q, project, sessionID, "")
 	var s SessionRow
 	err := r.one(ctx, sql, q.args, s.scanTargets()...)
 	return s, err
@@ -682,8 +693,8 @@ func (r *SQLReader) Customers(ctx context.Context, f Filter, p Page) ([]Customer
 	}
 	limit := p.limit()
 	q := &query{d: &r.d}
-	src := r.customersSource(q, f.ProjectID, f.CustomerID)
-	where := r.groupWhere(q, &f, "customer_id")
+	selectIn, where := r.groupSelect(q, &f, "customer_id")
+	src := r.customersSource(q, f.ProjectID, f.CustomerID, selectIn)
 	after, orderBy, err := keyset(q, &CustomersList, col, desc, p.After)
 	if err != nil {
 		return nil, nil, err
@@ -709,7 +720,7 @@ func (r *SQLReader) Customers(ctx context.Context, f Filter, p Page) ([]Customer
 // Customer implements Reader.
 func (r *SQLReader) Customer(ctx context.Context, project, customerID string) (CustomerRow, error) {
 	q := &query{d: &r.d}
-	sql := "SELECT " + customerColumns + " FROM " + r.customersSource(q, project, customerID)
+	sql := "SELECT " + customerColumns + " FROM " + r.customersSource(q, project, customerID, "")
 	var c CustomerRow
 	err := r.one(ctx, sql, q.args, c.scanTargets()...)
 	return c, err

@@ -251,7 +251,7 @@ func fmtp[T any](p *T) string {
 }
 
 func testUsage(t *testing.T, r storage.Reader, m model) {
-	for _, by := range []storage.UsageGroup{storage.ByDay, storage.ByModel, storage.ByProvider, storage.ByCustomer} {
+	for _, by := range []storage.UsageGroup{storage.ByDay, storage.ByModel, storage.ByProvider, storage.ByCustomer, storage.BySession} {
 		for _, f := range filters("p1") {
 			got, err := r.Usage(context.Background(), f, by, 0)
 			if err != nil {
@@ -266,6 +266,8 @@ func testUsage(t *testing.T, r storage.Reader, m model) {
 					return g.Model
 				case storage.ByProvider:
 					return g.Provider
+				case storage.BySession:
+					return g.SessionID
 				}
 				return g.CustomerID
 			}
