@@ -2,6 +2,7 @@ package openroutermappingprocessor // import "github.com/fallom/fallom-collector
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -19,9 +20,9 @@ const (
 	adjTotalExceedsParts       = "total_exceeds_parts"
 )
 
-// maxTokens caps every count: 2^40 (about 10^12) is more than any call
-// uses, and sums of capped counts cannot overflow an int64.
-const maxTokens = 1 << 40
+// maxTokens caps every count (attrvalue reads counts capped already; the
+// sums of OpenRouter's split cache writes are capped again).
+const maxTokens = attrvalue.MaxCount
 
 // readEmbedded fills the fields that embeddedSpecs read from inside JSON
 // attribute values, where the attributes left them empty. Only spans that
@@ -50,11 +51,18 @@ func readEmbedded(st *spanState) {
 		if !ok {
 			continue
 		}
-		n, isNum := v.(json.Number)
-		if !isNum {
+		var val pcommon.Value
+		switch x := v.(type) {
+		case json.Number:
+			val = pcommon.NewValueStr(x.String())
+		case string:
+			if es.reader != rString {
+				continue
+			}
+			val = pcommon.NewValueStr(x)
+		default:
 			continue
 		}
-		val := pcommon.NewValueStr(n.String())
 		t := target{field: es.field, reader: es.reader}
 		if readInto(dst, &t, val) {
 			dst.rank = lowestRank
@@ -78,6 +86,16 @@ func jsonPath(root map[string]any, path string) (any, bool) {
 	}
 	return cur, true
 }
+
+// embeddedSources are the JSON fields embeddedSpecs read from.
+var embeddedSources = func() (out []field) {
+	for _, es := range embeddedSpecs {
+		if !slices.Contains(out, es.from) {
+			out = append(out, es.from)
+		}
+	}
+	return out
+}()
 
 // tokenCountingOf looks the span up in tokenRules.
 func tokenCountingOf(st *spanState, provider string) tokenCounting {
@@ -124,18 +142,16 @@ func resolveTokens(st *spanState, m *mapped) {
 	if s[fUsageJSON].rank != 0 {
 		langfuseUsage(s[fUsageJSON].s, m)
 	}
-	// Counts of a span this processor already mapped are inclusive.
-	if s[fInputTokens].rank == 1 || s[fOutputTokens].rank == 1 {
-		if !has[tTotal] && has[tIn] && has[tOut] {
-			t[tTotal], has[tTotal] = t[tIn]+t[tOut], true
-		}
-		return
-	}
-
 	cache := t[tCached] + t[tCacheWrite] // 0 where absent
-	counting := tokenCountingOf(st, m.provider)
+	// Counts of a span this processor already mapped are inclusive: only
+	// the guard applies to them.
+	canonical := s[fInputTokens].rank == 1 || s[fOutputTokens].rank == 1
+	counting := countsInclusive
+	if !canonical {
+		counting = tokenCountingOf(st, m.provider)
+	}
 	// Witnesses: the span itself says which count its input and output are.
-	if nc := &s[fInputNoCache]; nc.rank != 0 && has[tIn] && cache > 0 {
+	if nc := &s[fInputNoCache]; !canonical && nc.rank != 0 && has[tIn] && cache > 0 {
 		switch t[tIn] {
 		case nc.i:
 			counting |= inputOmitsCache
@@ -143,7 +159,7 @@ func resolveTokens(st *spanState, m *mapped) {
 			counting &^= inputOmitsCache
 		}
 	}
-	if tx := &s[fOutputText]; tx.rank != 0 && has[tOut] && t[tReasoning] > 0 {
+	if tx := &s[fOutputText]; !canonical && tx.rank != 0 && has[tOut] && t[tReasoning] > 0 {
 		switch t[tOut] {
 		case tx.i:
 			counting |= outputOmitsReasoning
@@ -227,10 +243,4 @@ func (m *mapped) adjusted(reasons ...string) bool {
 		}
 	}
 	return false
-}
-
-// wholeCount reads a JSON count (Langfuse usage details) as a capped int.
-func wholeCount(f float64) (int64, bool) {
-	n, ok := attrvalue.WholeFloat(f)
-	return min(n, maxTokens), ok
 }
