@@ -354,7 +354,7 @@ type tokenRule struct {
 
 var tokenRules = []tokenRule{
 	{
-		dialect: dVercelAI, version: "ai@6.0.119+, 7",
+		dialect: dVercelAI, version: "ai@6.0.119+ and ai@7",
 		markers: []string{
 			"ai.usage.inputTokenDetails.noCacheTokens", "ai.usage.inputTokenDetails.cacheReadTokens",
 			"ai.usage.inputTokenDetails.cacheWriteTokens", "ai.usage.outputTokenDetails.textTokens",
@@ -364,19 +364,19 @@ var tokenRules = []tokenRule{
 		source:   "vercel/ai packages/ai/src/types/usage.ts asLanguageModelUsage (inputTokens = inputTokens.total); details added to telemetry in #13129",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118 send the same keys: see the witness)",
+		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118 send the same keys: the witness tells)",
 		providers: []string{"anthropic.", "vertex.anthropic."},
 		counting:  inputOmitsCache,
 		source:    "@ai-sdk/anthropic@2.0.0 src/anthropic-messages-language-model.ts: inputTokens = usage.input_tokens, totalTokens = input_tokens + output_tokens",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5 (ai@6 with @ai-sdk/amazon-bedrock before 4.0.13 too)",
+		dialect: dVercelAI, version: "ai@3-5 (and ai@6 with @ai-sdk/amazon-bedrock < 4.0.13)",
 		providers: []string{"amazon-bedrock", "bedrock"},
 		counting:  inputOmitsCache,
 		source:    "@ai-sdk/amazon-bedrock@3.0.0 src/bedrock-chat-language-model.ts: inputTokens = usage.inputTokens (Converse counts the cache apart); fixed in 4.0.13 (e89fc99651)",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5",
+		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118: the witness tells)",
 		providers: []string{"google."},
 		counting:  outputOmitsReasoning,
 		source:    "@ai-sdk/google@2.0.0 src/google-generative-ai-language-model.ts: outputTokens = candidatesTokenCount (thoughts apart), totalTokens = totalTokenCount",

@@ -99,7 +99,6 @@ var embeddedSources = func() (out []field) {
 
 // tokenCountingOf looks the span up in tokenRules.
 func tokenCountingOf(st *spanState, provider string) tokenCounting {
-	provider = strings.ToLower(provider)
 	for i := range tokenRules {
 		tr := &tokenRules[i]
 		if tr.dialect != st.dialect {
@@ -116,9 +115,11 @@ func tokenCountingOf(st *spanState, provider string) tokenCounting {
 	return countsInclusive
 }
 
+// hasAnyPrefix matches case-insensitively (without allocating a lower-cased
+// copy on every span).
 func hasAnyPrefix(s string, prefixes []string) bool {
 	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
+		if len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) {
 			return true
 		}
 	}
