@@ -16,6 +16,8 @@ DIST_DIR     := cmd/fallomcol
 GENERATED    := components.go go.mod go.sum
 BIN          := bin/fallomcol
 KEYS_FILE    ?= $(or $(FALLOM_KEYS_FILE),./data/keys.yaml)
+# `make run` prices with it when it exists (`fallomcol prices import` writes it).
+PRICING_FILE ?= $(or $(FALLOM_PRICING_FILE),./data/prices.yaml)
 TEST_TIMEOUT ?= 45m
 
 export CGO_ENABLED := 0
@@ -62,12 +64,20 @@ check-generated: $(OCB_STAMP)
 build: generate
 	cd $(DIST_DIR) && $(GO) build -trimpath -o $(CURDIR)/$(BIN) .
 
+# The console's address, for the note beside the first key (the default
+# config's FALLOM_CONSOLE_ENDPOINT default).
+CONSOLE_ENDPOINT ?= $(or $(FALLOM_CONSOLE_ENDPOINT),localhost:4320)
+CONSOLE_URL      := http://$(patsubst 0.0.0.0:%,localhost:%,$(CONSOLE_ENDPOINT))/login
+
+# The first key may send data (ingest) and open the console (read).
 run: build
 	@if [ ! -f "$(KEYS_FILE)" ]; then \
-		echo "No keys file at $(KEYS_FILE): creating your first API key."; \
-		echo "Use it as the header {\"Authorization\": \"Bearer <key>\"} (shown only once):"; \
-		$(BIN) keys create --keys-file "$(KEYS_FILE)" --project default --name first-key; \
+		echo "No keys file at $(KEYS_FILE): creating your first API key (scopes ingest,read)."; \
+		echo "Send it as the header {\"Authorization\": \"Bearer <key>\"}; log in to the console at"; \
+		echo "$(CONSOLE_URL) with the same key. It is shown only once:"; \
+		$(BIN) keys create --keys-file "$(KEYS_FILE)" --project default --name first-key --scopes ingest,read; \
 	fi
+	@if [ -f "$(PRICING_FILE)" ]; then echo "Prices: $(PRICING_FILE) over the built-in table"; export FALLOM_PRICING_FILE="$(PRICING_FILE)"; fi; \
 	$(BIN)
 
 # check-generated first: `build` regenerates, which would hide drift.

@@ -103,7 +103,7 @@ func BenchmarkAuthenticateFloor(b *testing.B) {
 	})
 	b.Run("attach_principal", func(b *testing.B) {
 		ctx := client.NewContext(context.Background(), client.Info{})
-		p := &principal{projectID: "bench", keyName: "key-0"}
+		p := &authData{projectID: "bench", keyName: "key-0"}
 		var out context.Context
 		b.ReportAllocs()
 		for b.Loop() {

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 
 	"github.com/fallom/fallom-collector/internal/keys"
+	"github.com/fallom/fallom-collector/internal/principal"
 )
 
 // KeyEntry is one configured key (DESIGN 2.2): name, project, key or
@@ -32,6 +33,12 @@ type Config struct {
 	// the periodic check.
 	ReloadInterval time.Duration `mapstructure:"reload_interval"`
 
+	// Scope is what this instance admits keys for: "ingest" (receivers) or
+	// "read" (the console and query API). A valid key without it is refused
+	// with an error wrapping principal.ErrMissingScope. Several instances
+	// (fallomauth/ingest, fallomauth/read) can share one keys file.
+	Scope string `mapstructure:"scope"`
+
 	// prevent unkeyed literal initialization
 	_ struct{}
 }
@@ -41,7 +48,7 @@ var _ component.Config = (*Config)(nil)
 const defaultReloadInterval = 30 * time.Second
 
 func createDefaultConfig() component.Config {
-	return &Config{ReloadInterval: defaultReloadInterval}
+	return &Config{ReloadInterval: defaultReloadInterval, Scope: string(principal.Ingest)}
 }
 
 // Validate checks the config. Messages name the entry and the problem and
@@ -54,8 +61,24 @@ func (cfg *Config) Validate() error {
 	if cfg.ReloadInterval < 0 {
 		errs = append(errs, fmt.Errorf("reload_interval must not be negative (0 disables the periodic check), got %s", cfg.ReloadInterval))
 	}
+	if _, err := cfg.scope(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := keys.Validate("keys", cfg.Keys); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// scope is the configured scope; empty (a Config built in code) means ingest,
+// the default.
+func (cfg *Config) scope() (principal.Scope, error) {
+	if cfg.Scope == "" {
+		return principal.Ingest, nil
+	}
+	sc, err := principal.ParseScope(cfg.Scope)
+	if err != nil {
+		return "", fmt.Errorf("scope: %w", err)
+	}
+	return sc, nil
 }

@@ -3,6 +3,7 @@ package fallomauthextension
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
 	"github.com/fallom/fallom-collector/extension/fallomauthextension/internal/metadata"
+	"github.com/fallom/fallom-collector/internal/keys"
 )
 
 const (
@@ -53,6 +55,12 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, examplePlainKey, string(cfg.Keys[1].Key))
 	require.Equal(t, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), cfg.Keys[1].ExpiresAt.UTC())
 	require.False(t, cfg.Keys[1].Revoked)
+	require.Equal(t, "ingest", cfg.Scope, "default scope")
+
+	cfg = loadConfig(t, "read")
+	require.NoError(t, confmap.Validate(cfg))
+	require.Equal(t, "read", cfg.Scope)
+	require.Equal(t, []string{"ingest", "read"}, cfg.Keys[0].Scopes)
 }
 
 func TestConfigValidateErrors(t *testing.T) {
@@ -67,6 +75,8 @@ func TestConfigValidateErrors(t *testing.T) {
 		"duplicate_key":     `keys[1] ("two"): same key as keys[0]`,
 		"missing_project":   `keys[0] ("orphan"): project is required`,
 		"key_as_name":       `keys[0]: name looks like an API key`,
+		"bad_scope":         `scope: unknown scope "admin" (known: ingest,read)`,
+		"bad_entry_scope":   `keys[0] ("odd"): scopes: unknown scope "write"`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := confmap.Validate(loadConfig(t, name))
@@ -88,4 +98,32 @@ func TestConfigPrintRedactsPlaintextKey(t *testing.T) {
 	require.Contains(t, printed, "[REDACTED]")
 	require.Contains(t, printed, "local-dev")
 	require.NotContains(t, printed, examplePlainKey)
+}
+
+// TestInlineAndFileExpiresAtAgree (issue 15 item 8): every expires_at form is
+// accepted or refused alike inline (through the collector's YAML) and in the
+// keys file, and means the same instant.
+func TestInlineAndFileExpiresAtAgree(t *testing.T) {
+	for form, accepted := range map[string]bool{
+		"2027-01-01T00:00:00Z": true, "2027-01-01T02:00:00+02:00": true, "2027-01-01": true,
+		"2027-01-01 00:00:00": true, "2027-1-1t00:00:00Z": true,
+		"2027-01-01T00:00:00": false, "01/01/2027": false, "next week": false, "2027": false,
+	} {
+		t.Run(form, func(t *testing.T) {
+			entry := "- name: a\n  project: p\n  key_sha256: " + exampleDigest + "\n  expires_at: " + form + "\n"
+			conf, err := confmap.NewRetrievedFromYAML([]byte("keys:\n" + strings.ReplaceAll("  "+entry, "\n  ", "\n    ")))
+			require.NoError(t, err)
+			c, err := conf.AsConf()
+			require.NoError(t, err)
+			cfg := NewFactory().CreateDefaultConfig().(*Config)
+			inlineErr := c.Unmarshal(cfg)
+
+			fileEntries, fileErr := keys.Parse([]byte("keys:\n" + strings.ReplaceAll("  "+entry, "\n  ", "\n    ")))
+			require.Equal(t, accepted, fileErr == nil, "file: %v", fileErr)
+			require.Equal(t, accepted, inlineErr == nil, "inline: %v", inlineErr)
+			if fileErr == nil {
+				require.True(t, cfg.Keys[0].ExpiresAt.Equal(fileEntries[0].ExpiresAt), "%s vs %s", cfg.Keys[0].ExpiresAt, fileEntries[0].ExpiresAt)
+			}
+		})
+	}
 }

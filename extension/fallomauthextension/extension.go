@@ -2,6 +2,7 @@ package fallomauthextension
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fallom/fallom-collector/internal/keys"
+	"github.com/fallom/fallom-collector/internal/principal"
 )
 
 var (
@@ -35,6 +37,9 @@ type authenticator struct {
 	inline         []keys.Validated
 	keysFile       string // absolute; "" when not configured
 	reloadInterval time.Duration
+	// scope this instance admits; scopeErr is its fixed refusal.
+	scope    principal.Scope
+	scopeErr error
 
 	keys atomic.Pointer[keySet]
 	// now is the clock for expiry; tests set it before Start.
@@ -56,6 +61,10 @@ func newAuthenticator(cfg *Config, set component.TelemetrySettings) (*authentica
 	if err != nil {
 		return nil, err
 	}
+	scope, err := cfg.scope()
+	if err != nil {
+		return nil, err
+	}
 	tel, err := newTelemetry(set)
 	if err != nil {
 		return nil, fmt.Errorf("creating fallomauth telemetry: %w", err)
@@ -66,6 +75,8 @@ func newAuthenticator(cfg *Config, set component.TelemetrySettings) (*authentica
 		telemetry:      tel,
 		inline:         inline,
 		reloadInterval: cfg.ReloadInterval,
+		scope:          scope,
+		scopeErr:       &principal.MissingScopeError{Scope: scope},
 		now:            time.Now,
 		stop:           make(chan struct{}),
 	}
@@ -117,12 +128,48 @@ func (a *authenticator) Authenticate(ctx context.Context, sources map[string][]s
 	if r != reasonNone {
 		return ctx, a.reject(ctx, r, nil)
 	}
+	rec, err := a.checkKey(ctx, key)
+	if err != nil {
+		return ctx, err
+	}
+	info := client.FromContext(ctx)
+	info.Auth = rec.authData
+	return client.NewContext(ctx, info), nil
+}
+
+// CheckKey checks a key presented outside a request's headers (the console's
+// login form): the same checks, telemetry and errors as Authenticate,
+// against the current (hot-reloaded) keys and this instance's scope. A
+// valid key without the scope fails with an error wrapping ErrMissingScope.
+func (a *authenticator) CheckKey(key string) (principal.Principal, error) {
+	rec, err := a.checkKey(noCtx, key)
+	if err != nil {
+		return principal.Principal{}, err
+	}
+	return rec.principal(), nil
+}
+
+// CheckDigest re-checks a key known only by its sha256 (a console session
+// made by CheckKey): a key removed from the keys, revoked, expired or that
+// lost this instance's scope since is refused, with the errors of CheckKey.
+func (a *authenticator) CheckDigest(digest [sha256.Size]byte) (principal.Principal, error) {
+	rec, err := a.checkDigest(noCtx, digest)
+	if err != nil {
+		return principal.Principal{}, err
+	}
+	return rec.principal(), nil
+}
+
+func (a *authenticator) checkKey(ctx context.Context, key string) (*keyRecord, error) {
 	// The format check bounds the input before hashing and turns anything
 	// that is not a fallom key into a clear message.
 	if !keys.ValidFormat(key) {
-		return ctx, a.reject(ctx, reasonNotFlmKey, nil)
+		return nil, a.reject(ctx, reasonNotFlmKey, nil)
 	}
-	digest := keys.DigestOf(key)
+	return a.checkDigest(ctx, keys.DigestOf(key))
+}
+
+func (a *authenticator) checkDigest(ctx context.Context, digest keys.Digest) (*keyRecord, error) {
 	rec := a.keys.Load().byDigest[digest]
 	// The map finds the candidate by digest. Its own equality check is not
 	// constant-time, but it only sees digests of the presented key, whose
@@ -131,35 +178,39 @@ func (a *authenticator) Authenticate(ctx context.Context, sources map[string][]s
 	// unlike comparing raw tokens, it leaks neither which key matched nor its
 	// length.
 	if rec == nil || subtle.ConstantTimeCompare(rec.digest[:], digest[:]) != 1 {
-		return ctx, a.reject(ctx, reasonUnknownKey, nil)
+		return nil, a.reject(ctx, reasonUnknownKey, nil)
 	}
 	if rec.revoked {
-		return ctx, a.reject(ctx, reasonRevokedKey, rec)
+		return nil, a.reject(ctx, reasonRevokedKey, rec)
 	}
 	// Only keys with an expiry read the clock (time.Now is not free).
 	if !rec.expiresAt.IsZero() && rec.expired(a.now()) {
-		return ctx, a.reject(ctx, reasonExpiredKey, rec)
+		return nil, a.reject(ctx, reasonExpiredKey, rec)
+	}
+	if !rec.has(a.scope) {
+		return nil, a.reject(ctx, reasonMissingScope, rec)
 	}
 	a.telemetry.requests.Add(ctx, 1, rec.acceptedOpts...)
 	if ce := a.logger.Check(zap.DebugLevel, "request accepted"); ce != nil {
-		ce.Write(zap.String("key_name", rec.name), zap.String("project_id", rec.principal.projectID))
+		ce.Write(zap.String("key_name", rec.name), zap.String("project_id", rec.authData.projectID))
 	}
-	info := client.FromContext(ctx)
-	info.Auth = rec.principal
-	return client.NewContext(ctx, info), nil
+	return rec, nil
 }
 
 // reject counts and logs a rejection and returns its fixed error. rec is the
-// matched key for revoked and expired keys, nil otherwise.
+// matched key for revoked, expired and missing-scope refusals, nil otherwise.
 func (a *authenticator) reject(ctx context.Context, r reason, rec *keyRecord) error {
 	opts := a.telemetry.rejectOpts[r]
 	keyName := ""
 	if rec != nil {
 		keyName = rec.name
-		if r == reasonRevokedKey {
+		switch r {
+		case reasonRevokedKey:
 			opts = rec.revokedOpts
-		} else {
+		case reasonExpiredKey:
 			opts = rec.expiredOpts
+		default:
+			opts = rec.missingScopeOpts
 		}
 	}
 	a.telemetry.requests.Add(ctx, 1, opts...)
@@ -172,6 +223,9 @@ func (a *authenticator) reject(ctx context.Context, r reason, rec *keyRecord) er
 			fields = append(fields, zap.String("client_addr", addr.String()))
 		}
 		ce.Write(fields...)
+	}
+	if r == reasonMissingScope {
+		return a.scopeErr
 	}
 	return reasonErrors[r]
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/fallom/fallom-collector/internal/keys"
+	"github.com/fallom/fallom-collector/internal/principal"
 )
 
 // reason is why a request was rejected. Each has a fixed message (DESIGN 2.2)
@@ -19,22 +20,27 @@ const (
 	reasonUnknownKey
 	reasonRevokedKey
 	reasonExpiredKey
+	reasonMissingScope
 	numReasons
 )
 
 // reasonNames are the values of the `reason` telemetry attribute.
 var reasonNames = [numReasons]string{
-	reasonNone:        "",
-	reasonMissingKey:  "missing_key",
-	reasonWrongScheme: "wrong_scheme",
-	reasonNotFlmKey:   "not_flm_key",
-	reasonUnknownKey:  "unknown_key",
-	reasonRevokedKey:  "revoked_key",
-	reasonExpiredKey:  "expired_key",
+	reasonNone:         "",
+	reasonMissingKey:   "missing_key",
+	reasonWrongScheme:  "wrong_scheme",
+	reasonNotFlmKey:    "not_flm_key",
+	reasonUnknownKey:   "unknown_key",
+	reasonRevokedKey:   "revoked_key",
+	reasonExpiredKey:   "expired_key",
+	reasonMissingScope: "missing_scope",
 }
 
-// The six rejection errors. They are plain errors: the HTTP server answers
-// 401 with the message and the gRPC server Unauthenticated with it.
+// The rejection errors. They are plain errors: the HTTP server answers 401
+// with the message and the gRPC server Unauthenticated with it. A key without
+// the instance's scope gets a *principal.MissingScopeError naming the scope,
+// which wraps ErrMissingScope (callers of CheckKey and CheckDigest map it to
+// 403).
 var (
 	ErrMissingKey  = errors.New(`missing API key: send "Authorization: Bearer <key>" or "X-Api-Key: <key>"`)
 	ErrWrongScheme = errors.New(`wrong authorization scheme: expected "Bearer <key>" (scheme Bearer, one space, then the key)`)
@@ -42,6 +48,9 @@ var (
 	ErrUnknownKey  = errors.New("unknown API key")
 	ErrRevokedKey  = errors.New("revoked API key")
 	ErrExpiredKey  = errors.New("expired API key")
+	// ErrMissingScope is principal.ErrMissingScope, here for callers that
+	// already import this package.
+	ErrMissingScope = principal.ErrMissingScope
 )
 
 var reasonErrors = [numReasons]error{

@@ -3,12 +3,14 @@ package fallomauthextension
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
 	"github.com/fallom/fallom-collector/internal/keys"
+	"github.com/fallom/fallom-collector/internal/principal"
 )
 
 // keyRecord is one usable key. It holds the digest only: plaintext keys from
@@ -18,11 +20,13 @@ type keyRecord struct {
 	name      string
 	expiresAt time.Time // zero: never expires
 	revoked   bool
-	principal *principal
+	// scopes the key was granted; the instance's scope is checked per request.
+	scopes   []principal.Scope
+	authData *authData
 
 	// Pre-built telemetry attribute sets, held in slices so that passing
 	// them to the variadic Add allocates nothing per request.
-	acceptedOpts, revokedOpts, expiredOpts []metric.AddOption
+	acceptedOpts, revokedOpts, expiredOpts, missingScopeOpts []metric.AddOption
 }
 
 // keySet is an immutable snapshot of all keys, swapped atomically on reload.
@@ -60,15 +64,28 @@ func buildKeySet(inline, fromFile []keys.Validated, tel *telemetry) (*keySet, er
 
 func newKeyRecord(v keys.Validated, tel *telemetry) *keyRecord {
 	return &keyRecord{
-		digest:       v.Digest,
-		name:         v.Name,
-		expiresAt:    v.ExpiresAt,
-		revoked:      v.Revoked,
-		principal:    &principal{projectID: v.Project, keyName: v.Name},
-		acceptedOpts: []metric.AddOption{tel.acceptedOption(v.Name)},
-		revokedOpts:  []metric.AddOption{tel.rejectedOption(reasonRevokedKey, v.Name)},
-		expiredOpts:  []metric.AddOption{tel.rejectedOption(reasonExpiredKey, v.Name)},
+		digest:           v.Digest,
+		name:             v.Name,
+		expiresAt:        v.ExpiresAt,
+		revoked:          v.Revoked,
+		scopes:           v.Scopes,
+		authData:         &authData{projectID: v.Project, keyName: v.Name},
+		acceptedOpts:     []metric.AddOption{tel.acceptedOption(v.Name)},
+		revokedOpts:      []metric.AddOption{tel.rejectedOption(reasonRevokedKey, v.Name)},
+		expiredOpts:      []metric.AddOption{tel.rejectedOption(reasonExpiredKey, v.Name)},
+		missingScopeOpts: []metric.AddOption{tel.rejectedOption(reasonMissingScope, v.Name)},
 	}
+}
+
+// has reports whether the key was granted scope (one or two entries: a scan
+// costs less than a map).
+func (r *keyRecord) has(scope principal.Scope) bool {
+	for _, s := range r.scopes {
+		if s == scope {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *keyRecord) expired(now time.Time) bool {
@@ -90,14 +107,19 @@ func (s *keySet) counts(now time.Time) (active, revoked, expired int) {
 	return active, revoked, expired
 }
 
-// principal is the client.AuthData of an authenticated request. Attributes:
+// principal returns the key's principal.Principal (a copy the caller may keep).
+func (r *keyRecord) principal() principal.Principal {
+	return principal.Principal{ProjectID: r.authData.projectID, KeyName: r.name, Scopes: slices.Clone(r.scopes)}
+}
+
+// authData is the client.AuthData of an authenticated request. Attributes:
 // "project_id" (string) and "key_name" (string), see internal/fallomattr.
-type principal struct {
+type authData struct {
 	projectID string
 	keyName   string
 }
 
-func (p *principal) GetAttribute(name string) any {
+func (p *authData) GetAttribute(name string) any {
 	switch name {
 	case fallomattr.AuthProjectID:
 		return p.projectID
@@ -107,6 +129,6 @@ func (p *principal) GetAttribute(name string) any {
 	return nil
 }
 
-func (*principal) GetAttributeNames() []string {
+func (*authData) GetAttributeNames() []string {
 	return []string{fallomattr.AuthProjectID, fallomattr.AuthKeyName}
 }

@@ -66,6 +66,11 @@ const (
 	FlagCostPartial = "fallom.cost_partial"
 )
 
+// PriceSource names the price table that computed a cost (cost_source =
+// computed): "builtin@2025-11-30" or "<pricing file>:<import>@<date>". Not a
+// column: the exporter keeps it in the `attributes` JSON.
+const PriceSource = "fallom.price_source" // string
+
 // DefaultProjectID is used by the exporter for data that reached it with no
 // project stamped (e.g. a pipeline without fallomauth).
 const DefaultProjectID = "default"

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fallom/fallom-collector/internal/principal"
 )
 
 // EnvKeysFile overrides the default keys file location, for the CLI and for
@@ -47,9 +49,9 @@ func NewCommand() *cobra.Command {
 }
 
 func newCreateCommand(keysFile *string) *cobra.Command {
-	var project, name, expires string
+	var project, name, expires, scopeList string
 	cmd := &cobra.Command{
-		Use:   "create --project P --name N [--expires 2027-01-01T00:00:00Z|720h|90d]",
+		Use:   "create --project P --name N [--scopes ingest,read] [--expires 2027-01-01T00:00:00Z|720h|90d]",
 		Short: "Generate a key, print it once on stdout and append its sha256 entry to the keys file",
 		Example: "  KEY=$(fallomcol keys create --project acme --name openrouter-prod --expires 90d)\n" +
 			"  curl -H \"Authorization: Bearer $KEY\" ...",
@@ -63,6 +65,10 @@ func newCreateCommand(keysFile *string) *cobra.Command {
 			if err := ValidateLabel("--project", project); err != nil {
 				return err
 			}
+			scopes, err := principal.ParseScopes(scopeList)
+			if err != nil {
+				return fmt.Errorf("--scopes: %w", err)
+			}
 			var expiresAt time.Time
 			if expires != "" {
 				t, err := ParseExpiry(expires, now)
@@ -74,18 +80,30 @@ func newCreateCommand(keysFile *string) *cobra.Command {
 				}
 				expiresAt = t
 			}
-			return create(cmd.OutOrStdout(), cmd.ErrOrStderr(), *keysFile, project, name, expiresAt, now)
+			return create(cmd.OutOrStdout(), cmd.ErrOrStderr(), *keysFile, newKeySpec{
+				project: project, name: name, expiresAt: expiresAt, scopes: scopes,
+			}, now)
 		},
 	}
 	cmd.Flags().StringVar(&project, "project", "", "project the key belongs to (required)")
 	cmd.Flags().StringVar(&name, "name", "", "unique name of the key, e.g. openrouter-prod (required)")
 	cmd.Flags().StringVar(&expires, "expires", "", "expiry: an RFC 3339 time, or a duration from now such as 720h or 90d (default: never)")
+	cmd.Flags().StringVar(&scopeList, "scopes", string(principal.Ingest),
+		"what the key may do, comma-separated: ingest (send data), read (console and query API)")
 	_ = cmd.MarkFlagRequired("project")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd
 }
 
-func create(stdout, stderr io.Writer, path, project, name string, expiresAt, now time.Time) error {
+// newKeySpec is what `keys create` was asked for.
+type newKeySpec struct {
+	project, name string
+	expiresAt     time.Time
+	scopes        []principal.Scope
+}
+
+func create(stdout, stderr io.Writer, path string, spec newKeySpec, now time.Time) error {
+	project, name, expiresAt := spec.project, spec.name, spec.expiresAt
 	doc, entries, _, err := ReadDocument(path)
 	if err != nil {
 		return err
@@ -103,7 +121,7 @@ func create(stdout, stderr io.Writer, path, project, name string, expiresAt, now
 		return err
 	}
 	digest := DigestOf(key)
-	doc.Append(name, project, digest, expiresAt, "created "+now.Format(time.RFC3339)+" by `keys create`")
+	doc.Append(name, project, digest, expiresAt, spec.scopes, "created "+now.Format(time.RFC3339)+" by `keys create`")
 	data, err := doc.Bytes()
 	if err != nil {
 		return err
@@ -125,17 +143,17 @@ func create(stdout, stderr io.Writer, path, project, name string, expiresAt, now
 	if !expiresAt.IsZero() {
 		exp = "expires " + expiresAt.Format(time.RFC3339)
 	}
-	fmt.Fprintf(stderr, "Created key %q for project %q (fingerprint %s, %s).\n"+
+	fmt.Fprintf(stderr, "Created key %q for project %q with scopes %s (fingerprint %s, %s).\n"+
 		"The key above is shown only once: store it now. Only its sha256 was appended to %s;\n"+
 		"a running collector picks it up without a restart.\n",
-		name, project, digest.Fingerprint(), exp, absPath(path))
+		name, project, principal.Join(spec.scopes), digest.Fingerprint(), exp, absPath(path))
 	return nil
 }
 
 func newListCommand(keysFile *string) *cobra.Command {
 	return &cobra.Command{
 		Use:          "list",
-		Short:        "List keys: name, project, digest fingerprint, expiry, revocation (never a key)",
+		Short:        "List keys: name, project, scopes, digest fingerprint, expiry, revocation (never a key)",
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -154,7 +172,7 @@ func list(stdout, stderr io.Writer, path string, now time.Time) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tPROJECT\tFINGERPRINT\tEXPIRES_AT\tREVOKED\tSTATUS")
+	fmt.Fprintln(tw, "NAME\tPROJECT\tSCOPES\tFINGERPRINT\tEXPIRES_AT\tREVOKED\tSTATUS")
 	for i := range entries {
 		e := &entries[i]
 		fp := "invalid"
@@ -165,16 +183,20 @@ func list(stdout, stderr io.Writer, path string, now time.Time) error {
 		if !e.ExpiresAt.IsZero() {
 			expiresAt = e.ExpiresAt.UTC().Format(time.RFC3339)
 		}
+		scopes := "invalid"
+		if sc, err := ValidateScopes(e.Scopes); err == nil {
+			scopes = principal.Join(sc)
+		}
 		status := "active"
 		switch {
-		case fp == "invalid":
+		case fp == "invalid", scopes == "invalid":
 			status = "invalid"
 		case e.Revoked:
 			status = "revoked"
 		case !e.ExpiresAt.IsZero() && !now.Before(e.ExpiresAt):
 			status = "expired"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\n", shown(e.Name), shown(e.Project), fp, expiresAt, e.Revoked, status)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%t\t%s\n", shown(e.Name), shown(e.Project), scopes, fp, expiresAt, e.Revoked, status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -245,11 +267,12 @@ func absPath(path string) string {
 	return path
 }
 
-// ParseExpiry reads --expires: an RFC 3339 time, a Go duration ("720h") or
-// a number of days ("90d"), the latter two counted from now.
+// ParseExpiry reads --expires: a time in the keys file's expires_at forms
+// (ParseExpiresAt), a Go duration ("720h") or a number of days ("90d"), the
+// latter two counted from now.
 func ParseExpiry(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), nil
+	if t, err := ParseExpiresAt(s); err == nil {
+		return t, nil
 	}
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)

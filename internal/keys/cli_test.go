@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/fallom/fallom-collector/internal/principal"
 )
 
 // runCLI runs the keys command as the main program would, returning stdout,
@@ -78,11 +80,11 @@ func TestCLICreateListRevoke(t *testing.T) {
 	require.NoError(t, err)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	require.Len(t, lines, 3)
-	require.Equal(t, []string{"NAME", "PROJECT", "FINGERPRINT", "EXPIRES_AT", "REVOKED", "STATUS"}, strings.Fields(lines[0]))
-	require.Equal(t, []string{"openrouter-prod", "acme", DigestOf(key).Fingerprint(), "never", "false", "active"}, strings.Fields(lines[1]))
+	require.Equal(t, []string{"NAME", "PROJECT", "SCOPES", "FINGERPRINT", "EXPIRES_AT", "REVOKED", "STATUS"}, strings.Fields(lines[0]))
+	require.Equal(t, []string{"openrouter-prod", "acme", "ingest", DigestOf(key).Fingerprint(), "never", "false", "active"}, strings.Fields(lines[1]))
 	row2 := strings.Fields(lines[2])
-	require.Equal(t, []string{"ci", "beta", DigestOf(key2).Fingerprint()}, row2[:3])
-	exp, err := time.Parse(time.RFC3339, row2[3])
+	require.Equal(t, []string{"ci", "beta", "ingest", DigestOf(key2).Fingerprint()}, row2[:4])
+	exp, err := time.Parse(time.RFC3339, row2[4])
 	require.NoError(t, err)
 	require.WithinDuration(t, time.Now().Add(90*24*time.Hour), exp, time.Hour)
 	for _, k := range []string{key, key2} {
@@ -100,7 +102,7 @@ func TestCLICreateListRevoke(t *testing.T) {
 	require.False(t, entries[1].Revoked)
 	stdout, _, err = runCLI(t, "list", "--keys-file", file)
 	require.NoError(t, err)
-	require.Equal(t, []string{"openrouter-prod", "acme", DigestOf(key).Fingerprint(), "never", "true", "revoked"},
+	require.Equal(t, []string{"openrouter-prod", "acme", "ingest", DigestOf(key).Fingerprint(), "never", "true", "revoked"},
 		strings.Fields(strings.Split(stdout, "\n")[1]))
 
 	_, stderr, err = runCLI(t, "revoke", "openrouter-prod", "--keys-file", file)
@@ -200,4 +202,48 @@ func mustRead(t *testing.T, path string) []byte {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return b
+}
+
+// TestCLIScopes: --scopes is written to the file (only when it is not the
+// default), shown by list, and bad lists are refused without writing.
+func TestCLIScopes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "keys.yaml")
+	_, stderr, err := runCLI(t, "create", "--project", "acme", "--name", "console", "--scopes", "ingest, read", "--keys-file", file)
+	require.NoError(t, err)
+	require.Contains(t, stderr, "with scopes ingest,read")
+	_, _, err = runCLI(t, "create", "--project", "acme", "--name", "reader", "--scopes", "read", "--keys-file", file)
+	require.NoError(t, err)
+	_, _, err = runCLI(t, "create", "--project", "acme", "--name", "sender", "--keys-file", file)
+	require.NoError(t, err)
+
+	content := string(mustRead(t, file))
+	require.Contains(t, content, "scopes: [ingest, read]")
+	require.Contains(t, content, "scopes: [read]")
+	entries, err := Parse([]byte(content))
+	require.NoError(t, err)
+	require.Len(t, entries, 3)
+	require.Equal(t, []string{"ingest", "read"}, entries[0].Scopes)
+	require.Equal(t, []string{"read"}, entries[1].Scopes)
+	require.Nil(t, entries[2].Scopes, "the default scope is not written: absent means [ingest]")
+	validated, err := Validate("keys", entries)
+	require.NoError(t, err)
+	require.Equal(t, []principal.Scope{principal.Ingest}, validated[2].Scopes)
+
+	stdout, _, err := runCLI(t, "list", "--keys-file", file)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	require.Equal(t, "ingest,read", strings.Fields(lines[1])[2])
+	require.Equal(t, "read", strings.Fields(lines[2])[2])
+	require.Equal(t, "ingest", strings.Fields(lines[3])[2])
+
+	for _, bad := range []struct{ scopes, want string }{
+		{"admin", `unknown scope "admin" (known: ingest,read)`},
+		{"read,read", `scope "read" is listed twice`},
+		{"", `unknown scope ""`},
+	} {
+		stdout, _, err := runCLI(t, "create", "--project", "acme", "--name", "x", "--scopes", bad.scopes, "--keys-file", file)
+		require.ErrorContains(t, err, bad.want, bad.scopes)
+		require.Empty(t, stdout)
+	}
+	require.Equal(t, content, string(mustRead(t, file)), "refused creates wrote nothing")
 }

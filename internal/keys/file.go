@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fallom/fallom-collector/internal/atomicfile"
+	"github.com/fallom/fallom-collector/internal/principal"
 )
 
 // The keys file is YAML with one top-level field:
@@ -40,10 +43,11 @@ const (
 	fieldKeySHA256 = "key_sha256"
 	fieldExpiresAt = "expires_at"
 	fieldRevoked   = "revoked"
+	fieldScopes    = "scopes"
 	fieldKeys      = "keys"
 )
 
-var knownFields = []string{fieldName, fieldProject, fieldKey, fieldKeySHA256, fieldExpiresAt, fieldRevoked}
+var knownFields = []string{fieldName, fieldProject, fieldKey, fieldKeySHA256, fieldExpiresAt, fieldRevoked, fieldScopes}
 
 // Document is a parsed keys file that can be edited and written back with
 // its comments and layout kept.
@@ -136,7 +140,7 @@ func parseDocument(data []byte) (*Document, []Entry, error) {
 func parseEntry(n *yaml.Node) (Entry, error) {
 	var e Entry
 	if n.Kind != yaml.MappingNode {
-		return e, errors.New("entry must be a mapping of name, project, key or key_sha256, expires_at, revoked")
+		return e, errors.New("entry must be a mapping of name, project, key or key_sha256, expires_at, revoked, scopes")
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
@@ -146,6 +150,14 @@ func parseEntry(n *yaml.Node) (Entry, error) {
 			return e, fmt.Errorf("field %s appears twice", quoteField(field))
 		}
 		seen[field] = true
+		if field == fieldScopes {
+			scopes, err := parseScopesNode(v)
+			if err != nil {
+				return e, err
+			}
+			e.Scopes = scopes
+			continue
+		}
 		if v.Kind != yaml.ScalarNode {
 			return e, fmt.Errorf("field %s must be a single value", quoteField(field))
 		}
@@ -162,9 +174,9 @@ func parseEntry(n *yaml.Node) (Entry, error) {
 		case fieldKeySHA256:
 			e.KeySHA256 = v.Value
 		case fieldExpiresAt:
-			t, err := time.Parse(time.RFC3339, v.Value)
+			t, err := ParseExpiresAt(v.Value)
 			if err != nil {
-				return e, errors.New("expires_at must be an RFC 3339 time such as 2027-01-01T00:00:00Z")
+				return e, err
 			}
 			e.ExpiresAt = t
 		case fieldRevoked:
@@ -181,6 +193,69 @@ func parseEntry(n *yaml.Node) (Entry, error) {
 		}
 	}
 	return e, nil
+}
+
+// parseScopesNode reads `scopes: [ingest, read]` (flow or block list).
+func parseScopesNode(v *yaml.Node) ([]string, error) {
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return nil, nil
+	}
+	if v.Kind != yaml.SequenceNode {
+		return nil, errors.New("scopes must be a list such as [ingest, read]")
+	}
+	if len(v.Content) == 0 {
+		return nil, errors.New("scopes is an empty list: name at least one of ingest, read (omit the field for [ingest])")
+	}
+	out := make([]string, 0, len(v.Content))
+	for _, item := range v.Content {
+		item = resolve(item)
+		if item.Kind != yaml.ScalarNode {
+			return nil, errors.New("scopes must be a list of names such as [ingest, read]")
+		}
+		out = append(out, item.Value)
+	}
+	// Unknown or repeated names are reported by Validate, like every other
+	// semantic check.
+	return out, nil
+}
+
+// yamlTimestampLayouts are the timestamp forms YAML resolves (go.yaml.in/yaml/v3,
+// which the collector's config loader uses too): an unquoted expires_at of an
+// inline key in the collector config arrives as a time parsed with these, so
+// the keys file and the CLI accept exactly the same forms. A time without a
+// zone is UTC, a date alone is its midnight UTC.
+var yamlTimestampLayouts = []string{
+	"2006-1-2T15:4:5.999999999Z07:00",
+	"2006-1-2t15:4:5.999999999Z07:00",
+	"2006-1-2 15:4:5.999999999",
+	"2006-1-2",
+}
+
+// ExpiresAtForms describes the accepted expires_at forms in messages.
+const ExpiresAtForms = "an RFC 3339 time such as 2027-01-01T00:00:00Z (also accepted, as UTC: 2027-01-01 00:00:00 or the date 2027-01-01)"
+
+// ParseExpiresAt reads an expires_at value: the one parser of the keys file
+// and `keys create --expires`, accepting the forms the collector's YAML
+// accepts for inline keys. The error does not repeat the value.
+func ParseExpiresAt(s string) (time.Time, error) {
+	// YAML only reads a timestamp that starts with a four-digit year and a dash.
+	if len(s) > 5 && s[4] == '-' && allDigits(s[:4]) {
+		for _, layout := range yamlTimestampLayouts {
+			if t, err := time.Parse(layout, s); err == nil {
+				return t.UTC(), nil
+			}
+		}
+	}
+	return time.Time{}, errors.New("expires_at must be " + ExpiresAtForms)
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // resolve follows YAML aliases.
@@ -214,7 +289,9 @@ func Scrub(msg string) string {
 func (d *Document) Entries() int { return len(d.seq.Content) }
 
 // Append adds a key_sha256 entry (generated keys never appear in plaintext).
-func (d *Document) Append(name, project string, digest Digest, expiresAt time.Time, comment string) {
+// scopes are written only when they differ from the default [ingest], so a
+// file edited by an older version keeps its meaning.
+func (d *Document) Append(name, project string, digest Digest, expiresAt time.Time, scopes []principal.Scope, comment string) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", HeadComment: comment}
 	m.Content = append(m.Content,
 		scalar(fieldName), scalar(name),
@@ -224,6 +301,13 @@ func (d *Document) Append(name, project string, digest Digest, expiresAt time.Ti
 	if !expiresAt.IsZero() {
 		m.Content = append(m.Content, scalar(fieldExpiresAt),
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!timestamp", Value: expiresAt.UTC().Format(time.RFC3339)})
+	}
+	if len(scopes) > 0 && !slices.Equal(scopes, principal.DefaultScopes) {
+		list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		for _, sc := range scopes {
+			list.Content = append(list.Content, scalar(string(sc)))
+		}
+		m.Content = append(m.Content, scalar(fieldScopes), list)
 	}
 	// An empty `keys: []` is a flow sequence; appended entries read better
 	// in block style.
@@ -281,50 +365,12 @@ func scalar(v string) *yaml.Node {
 }
 
 // WriteFileAtomic replaces path with data so that readers (the extension's
-// watcher) see either the old or the new content, never a partial file: it
-// writes a temporary file in the same directory, syncs it and renames it over
-// path. A new file and its directory are created private (0600 / 0700); an
-// existing file keeps its mode.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating directory for keys file: %w", err)
-	}
-	mode := os.FileMode(0o600)
-	if fi, statErr := os.Stat(path); statErr == nil {
-		mode = fi.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating temporary keys file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("writing temporary keys file: %w", err)
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("setting keys file mode: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("syncing keys file: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing temporary keys file: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing keys file: %w", err)
-	}
-	// Make the rename durable; failure here does not undo the write.
-	if d, dirErr := os.Open(dir); dirErr == nil {
-		_ = d.Sync()
-		_ = d.Close()
+// watcher) see either the old or the new content, never a partial file. A
+// new file and its directory are created private (0600 / 0700); an existing
+// file keeps its mode.
+func WriteFileAtomic(path string, data []byte) error {
+	if err := atomicfile.Write(path, data, 0o600, 0o700); err != nil {
+		return fmt.Errorf("writing keys file %s: %w", path, err)
 	}
 	return nil
 }

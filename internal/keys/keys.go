@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/config/configopaque"
+
+	"github.com/fallom/fallom-collector/internal/principal"
 )
 
 const (
@@ -131,6 +133,9 @@ type Entry struct {
 	ExpiresAt time.Time `mapstructure:"expires_at"`
 	// Revoked keys are rejected with "revoked API key".
 	Revoked bool `mapstructure:"revoked"`
+	// Scopes the key is granted: "ingest" (send data), "read" (console and
+	// query API). Absent means [ingest].
+	Scopes []string `mapstructure:"scopes"`
 
 	// prevent unkeyed literal initialization
 	_ struct{}
@@ -193,6 +198,16 @@ type Validated struct {
 	Digest    Digest
 	ExpiresAt time.Time
 	Revoked   bool
+	Scopes    []principal.Scope // never empty: DefaultScopes when the entry names none
+}
+
+// ValidateScopes checks an entry's scopes and returns them typed; none means
+// principal.DefaultScopes.
+func ValidateScopes(names []string) ([]principal.Scope, error) {
+	if len(names) == 0 {
+		return principal.DefaultScopes, nil
+	}
+	return principal.ParseScopeList(names)
 }
 
 // Validate checks a list of entries (names unique, each digest unique, labels
@@ -226,13 +241,17 @@ func Validate(source string, entries []Entry) ([]Validated, error) {
 		} else {
 			digests[d] = i
 		}
+		scopes, err := ValidateScopes(e.Scopes)
+		if err != nil {
+			problems = append(problems, "scopes: "+err.Error())
+		}
 		if len(problems) > 0 {
 			errs = append(errs, fmt.Errorf("%s: %s", where, strings.Join(problems, "; ")))
 			continue
 		}
 		out = append(out, Validated{
 			Name: e.Name, Project: e.Project, Digest: d,
-			ExpiresAt: e.ExpiresAt, Revoked: e.Revoked,
+			ExpiresAt: e.ExpiresAt, Revoked: e.Revoked, Scopes: scopes,
 		})
 	}
 	if len(errs) > 0 {

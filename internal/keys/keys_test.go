@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/fallom/fallom-collector/internal/principal"
 	"go.opentelemetry.io/collector/config/configopaque"
 )
 
@@ -78,8 +80,8 @@ func TestValidate(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, []Validated{
-		{Name: "plain", Project: "p", Digest: d1, ExpiresAt: exp},
-		{Name: "hashed", Project: "p", Digest: DigestOf(k2), Revoked: true},
+		{Name: "plain", Project: "p", Digest: d1, ExpiresAt: exp, Scopes: []principal.Scope{principal.Ingest}},
+		{Name: "hashed", Project: "p", Digest: DigestOf(k2), Revoked: true, Scopes: []principal.Scope{principal.Ingest}},
 	}, got)
 
 	_, err = Validate("keys", []Entry{
@@ -159,7 +161,7 @@ func TestParseErrorsNeverQuoteValues(t *testing.T) {
 		"keys:\n  - name: a\n    revoked: " + k + "\n":           "line 2: keys[0]: revoked must be true or false",
 		"keys:\n  - name: a\n    expires_at: " + k + "\n":        "expires_at must be an RFC 3339 time",
 		"keys:\n  - name: a\n    " + k + ": x\n":                 "unknown field (name not shown)",
-		"keys:\n  - name: a\n    expire: 2030-01-01T00:00:00Z\n": `unknown field "expire" (known: name, project, key, key_sha256, expires_at, revoked)`,
+		"keys:\n  - name: a\n    expire: 2030-01-01T00:00:00Z\n": `unknown field "expire" (known: name, project, key, key_sha256, expires_at, revoked, scopes)`,
 		"keys:\n  - name: a\n    name: b\n":                      `field "name" appears twice`,
 		"keys:\n  - name: [" + k + "]\n":                         `field "name" must be a single value`,
 		"keys:\n  - " + k + "\n":                                 "entry must be a mapping",
@@ -200,7 +202,7 @@ func TestDocumentEditKeepsComments(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, entries, 1)
 	k2 := mustGenerate(t)
-	doc.Append("b", "p", DigestOf(k2), time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC), "added by test")
+	doc.Append("b", "p", DigestOf(k2), time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC), nil, "added by test")
 	require.True(t, doc.Revoke("a", "revoked by test"))
 	require.False(t, doc.Revoke("nope", ""))
 	out, err := doc.Bytes()
@@ -223,4 +225,67 @@ func mustGenerate(t *testing.T) string {
 	k, err := Generate()
 	require.NoError(t, err)
 	return k
+}
+
+func TestScopes(t *testing.T) {
+	k1, k2, k3 := mustGenerate(t), mustGenerate(t), mustGenerate(t)
+	entries, err := Parse([]byte(`keys:
+  - name: both
+    project: p
+    key_sha256: ` + DigestOf(k1).Hex() + `
+    scopes: [ingest, read]
+  - name: reader
+    project: p
+    key_sha256: ` + DigestOf(k2).Hex() + `
+    scopes:
+      - read
+  - name: default
+    project: p
+    key_sha256: ` + DigestOf(k3).Hex() + `
+`))
+	require.NoError(t, err)
+	got, err := Validate("keys", entries)
+	require.NoError(t, err)
+	require.Equal(t, []principal.Scope{principal.Ingest, principal.Read}, got[0].Scopes)
+	require.Equal(t, []principal.Scope{principal.Read}, got[1].Scopes)
+	require.Equal(t, []principal.Scope{principal.Ingest}, got[2].Scopes, "absent means [ingest]")
+
+	for _, bad := range []struct{ yaml, want string }{
+		{"scopes: []", "scopes is an empty list"},
+		{"scopes: read", "scopes must be a list"},
+		{"scopes: [[read]]", "scopes must be a list of names"},
+	} {
+		_, err := Parse([]byte("keys:\n  - name: a\n    project: p\n    key_sha256: " + DigestOf(k1).Hex() + "\n    " + bad.yaml + "\n"))
+		require.ErrorContains(t, err, bad.want, bad.yaml)
+	}
+	_, err = Validate("keys", []Entry{
+		{Name: "a", Project: "p", KeySHA256: DigestOf(k1).Hex(), Scopes: []string{"admin"}},
+		{Name: "b", Project: "p", KeySHA256: DigestOf(k2).Hex(), Scopes: []string{"read", "read"}},
+		{Name: "c", Project: "p", KeySHA256: DigestOf(k3).Hex(), Scopes: []string{k3}},
+	})
+	require.ErrorContains(t, err, `keys[0] ("a"): scopes: unknown scope "admin" (known: ingest,read)`)
+	require.ErrorContains(t, err, `keys[1] ("b"): scopes: scope "read" is listed twice`)
+	require.ErrorContains(t, err, `keys[2] ("c"): scopes: unknown scope "(value not shown)"`)
+	requireNoPartOf(t, err.Error(), k3[4:])
+}
+
+// TestParseExpiresAt: the keys file, the CLI and (through the collector's
+// YAML) inline keys accept the same forms; see also the extension's
+// TestInlineAndFileExpiresAtAgree.
+func TestParseExpiresAt(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"2027-01-01T00:00:00Z":      time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2027-01-01T02:00:00+02:00": time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2027-01-01":                time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		"2027-01-01 10:30:00":       time.Date(2027, 1, 1, 10, 30, 0, 0, time.UTC),
+		"2027-1-2t03:04:05.5Z":      time.Date(2027, 1, 2, 3, 4, 5, 5e8, time.UTC),
+	} {
+		got, err := ParseExpiresAt(in)
+		require.NoError(t, err, in)
+		require.True(t, want.Equal(got), "%s: %s", in, got)
+	}
+	for _, bad := range []string{"", "tomorrow", "01/02/2027", "2027", "27-01-01", "2027-01-01T00:00:00", "2027-13-01"} {
+		_, err := ParseExpiresAt(bad)
+		require.ErrorContains(t, err, "expires_at must be an RFC 3339 time", bad)
+	}
 }

@@ -252,6 +252,8 @@ type mapped struct {
 	source                             string
 	adjustments                        []string // fallom.tokens_adjusted
 	costPartial                        string   // fallom.cost_partial: the part of a reported cost that is missing
+	cacheWrite1h                       int64    // part of the cache writes kept 1 hour (priced apart)
+	priceSource                        string   // the price table that computed the cost
 }
 
 const (
@@ -327,6 +329,9 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 	m.finish = p.limitStr(st, str(fFinishReason), "finish_reason")
 
 	resolveTokens(st, m)
+	if s[fCacheWrite1h].rank != 0 {
+		m.cacheWrite1h = min(s[fCacheWrite1h].i, maxTokens) // priced apart (pricing.Usage)
+	}
 
 	if s[fInputCost].rank != 0 {
 		m.inCost, m.hasIn = s[fInputCost].f, true
@@ -416,8 +421,10 @@ func (p *mappingProcessor) computeCost(m *mapped) {
 	in, out := price.Cost(pricing.Usage{
 		Input: m.tokens[tIn], Output: m.tokens[tOut],
 		CachedInput: m.tokens[tCached], CacheWriteInput: m.tokens[tCacheWrite],
+		CacheWrite1hInput: m.cacheWrite1h,
 	})
 	m.costSource = fallomattr.CostComputed
+	m.priceSource = price.Source
 	m.totalCost, m.hasTotal = in+out, true
 	if m.hasTokens[tIn] {
 		m.inCost, m.hasIn = in, true
@@ -494,7 +501,7 @@ func removeContent(attrs pcommon.Map, st *spanState, drop bool) {
 
 // maxWrites bounds the attributes write adds (columns and flags), so the
 // attribute slice grows once instead of several times.
-const maxWrites = 26
+const maxWrites = 27
 
 func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	attrs.EnsureCapacity(attrs.Len() + maxWrites)
@@ -516,6 +523,12 @@ func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	putDouble(attrs, st, fallomattr.OutputCostUSD, m.outCost, m.hasOut)
 	putDouble(attrs, st, fallomattr.TotalCostUSD, m.totalCost, m.hasTotal)
 	putStr(attrs, st, fallomattr.CostSource, m.costSource)
+	switch {
+	case m.priceSource != "":
+		attrs.PutStr(fallomattr.PriceSource, m.priceSource)
+	case m.costSource != fallomattr.CostComputed && st.hasFallom:
+		attrs.Remove(fallomattr.PriceSource) // kept only beside a computed cost
+	}
 	putStr(attrs, st, fallomattr.FinishReason, m.finish)
 	putDouble(attrs, st, fallomattr.TimeToFirstTokenMs, m.ttft, m.hasTTFT)
 	if m.hasStreamed {
