@@ -12,25 +12,20 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// MaxCount caps every count read: 2^40 (about 1.1e12) is more than any
-// call uses, and sums of a few capped counts cannot overflow an int64 (two
-// counts of 5e18 would wrap a total to a negative number).
-const MaxCount = 1 << 40
-
 // Int reads a non-negative count: ints, whole doubles (1200.0), and
 // strings holding either ("1200", " 1200 ", "1.2e3"). Negative or fractional
-// values are not counts; counts above MaxCount read as MaxCount.
+// values are not counts.
 func Int(v pcommon.Value) (int64, bool) {
 	switch v.Type() {
 	case pcommon.ValueTypeInt:
 		i := v.Int()
-		return min(i, MaxCount), i >= 0
+		return i, i >= 0
 	case pcommon.ValueTypeDouble:
 		return WholeFloat(v.Double())
 	case pcommon.ValueTypeStr:
 		s := strings.TrimSpace(v.Str())
 		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			return min(i, MaxCount), i >= 0
+			return i, i >= 0
 		}
 		if f, err := strconv.ParseFloat(s, 64); err == nil {
 			return WholeFloat(f)
@@ -40,12 +35,12 @@ func Int(v pcommon.Value) (int64, bool) {
 }
 
 // WholeFloat returns f as a count when it is a non-negative whole number
-// (capped at MaxCount).
+// that a float64 holds exactly.
 func WholeFloat(f float64) (int64, bool) {
-	if f < 0 || f != math.Trunc(f) || math.IsInf(f, 0) || math.IsNaN(f) {
+	if f < 0 || f != math.Trunc(f) || f > 1<<53 {
 		return 0, false
 	}
-	return int64(min(f, MaxCount)), true
+	return int64(f), true
 }
 
 // Double reads a non-negative finite number (costs, durations): doubles,

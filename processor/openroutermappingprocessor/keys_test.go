@@ -230,9 +230,8 @@ func TestRobustness(t *testing.T) {
 		n, ok := huge[k].(int64)
 		require.True(t, ok, k)
 		assert.Positive(t, n, k)
-		assert.LessOrEqual(t, n, int64(1<<41), k)
+		assert.Equal(t, int64(1<<40), n, "%s: capped at 2^40 (storage.MaxTokenCount), not wrapped", k)
 	}
-	assert.Equal(t, huge[fallomattr.InputTokens].(int64)+huge[fallomattr.OutputTokens].(int64), huge[fallomattr.TotalTokens])
 	assert.NotContains(t, huge, fallomattr.TimeToFirstTokenMs)
 	assert.NotContains(t, huge, fallomattr.TotalCostUSD, "+Inf is no cost")
 	assert.Equal(t, 1e308, huge[fallomattr.InputCostUSD])

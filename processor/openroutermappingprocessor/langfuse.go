@@ -165,7 +165,7 @@ func langfuseUsage(s string, m *mapped) {
 	}
 	for i := range vals {
 		if has[i] && !m.hasTokens[i] {
-			if n, whole := attrvalue.WholeFloat(vals[i]); whole {
+			if n, whole := attrvalue.WholeFloat(min(vals[i], float64(maxTokens))); whole {
 				m.tokens[i], m.hasTokens[i] = n, true
 			}
 		}

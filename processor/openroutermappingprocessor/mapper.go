@@ -133,7 +133,7 @@ func readInto(sl *slot, t *target, v pcommon.Value) bool {
 	case rString:
 		s, ok = readString(v)
 	case rInt:
-		i, ok = attrvalue.Int(v)
+		i, ok = readCount(v)
 	case rDouble:
 		f, ok = attrvalue.Double(v)
 	case rSecondsToMs:

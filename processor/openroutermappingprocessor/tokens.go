@@ -2,6 +2,7 @@ package openroutermappingprocessor // import "github.com/fallom/fallom-collector
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 
@@ -20,9 +21,23 @@ const (
 	adjTotalExceedsParts       = "total_exceeds_parts"
 )
 
-// maxTokens caps every count (attrvalue reads counts capped already; the
-// sums of OpenRouter's split cache writes are capped again).
-const maxTokens = attrvalue.MaxCount
+// maxTokens caps every count read and written: 2^40 (about 1.1e12) is more
+// than any call uses (storage.MaxTokenCount, above which the exporter does
+// not believe a count), and sums of a few capped counts cannot overflow an
+// int64 (two counts of 5e18 wrapped a total to a negative number).
+const maxTokens = int64(1) << 40
+
+// readCount reads a token count (attrvalue.Int), capped at maxTokens; a
+// whole double too large for attrvalue is capped as well.
+func readCount(v pcommon.Value) (int64, bool) {
+	if v.Type() == pcommon.ValueTypeDouble {
+		if f := v.Double(); f >= float64(maxTokens) && !math.IsInf(f, 0) {
+			return maxTokens, true
+		}
+	}
+	i, ok := attrvalue.Int(v)
+	return min(i, maxTokens), ok
+}
 
 // readEmbedded fills the fields that embeddedSpecs read from inside JSON
 // attribute values, where the attributes left them empty. Only spans that
@@ -198,6 +213,12 @@ func resolveTokens(st *spanState, m *mapped) {
 			m.adjust(adjReasoningExceededOutput)
 		}
 	}
+	defer func() {
+		// Stored counts never exceed the cap, however the parts added up.
+		for i := range t {
+			t[i] = min(t[i], maxTokens)
+		}
+	}()
 	if !has[tIn] || !has[tOut] {
 		return
 	}
