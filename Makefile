@@ -16,6 +16,8 @@ DIST_DIR     := cmd/fallomcol
 GENERATED    := components.go go.mod go.sum
 BIN          := bin/fallomcol
 KEYS_FILE    ?= $(or $(FALLOM_KEYS_FILE),./data/keys.yaml)
+# `make run` prices with it when it exists (`fallomcol prices import` writes it).
+PRICING_FILE ?= $(or $(FALLOM_PRICING_FILE),./data/prices.yaml)
 TEST_TIMEOUT ?= 45m
 
 export CGO_ENABLED := 0
@@ -75,6 +77,7 @@ run: build
 		echo "$(CONSOLE_URL) with the same key. It is shown only once:"; \
 		$(BIN) keys create --keys-file "$(KEYS_FILE)" --project default --name first-key --scopes ingest,read; \
 	fi
+	@if [ -f "$(PRICING_FILE)" ]; then echo "Prices: $(PRICING_FILE) over the built-in table"; export FALLOM_PRICING_FILE="$(PRICING_FILE)"; fi; \
 	$(BIN)
 
 # check-generated first: `build` regenerates, which would hide drift.

@@ -375,6 +375,9 @@ func Markdown(res *Results) string {
 			p("| %s | %s | %s |\n", r.Name, r.Package, strings.Join(parts, ", "))
 		}
 	}
+	if len(res.Console) > 0 {
+		consoleMarkdown(p, res.Console)
+	}
 	if len(res.Missing) > 0 {
 		p("\nNot measured:\n\n")
 		for _, m := range res.Missing {
@@ -508,4 +511,40 @@ func oneLine(err string, samples []Sample) string {
 		err = err[:200] + "..."
 	}
 	return strings.ReplaceAll(err, "|", "\\|")
+}
+
+// consoleMarkdown writes the console section (issue 11.7).
+func consoleMarkdown(p func(string, ...any), results []ConsoleResult) {
+	p("\n## Console: reads of a million stored spans\n\n")
+	p("The real binary on the shipped config serves the console over a database holding the generated data (a generation and its two children per trace, over 30 days; loaded through the storage write path the exporter uses). ")
+	p("Each route or page is requested 3 times to warm up, then measured sequentially; the figure is the server's time to the first byte of the answer (its `Server-Timing` header; pages are rendered whole before the first byte). Goals: p95 at most 100 ms, summary and overview at most 50 ms. ")
+	p("Then concurrent browsers (logged-in clients) cycle through the pages while the process's RSS is sampled every 50 ms.\n\n")
+	for _, c := range results {
+		p("### %s\n\n", c.Backend)
+		if c.Error != "" {
+			p("Failed: %s\n\n", oneLine(c.Error, nil))
+			if len(c.Routes) == 0 {
+				continue
+			}
+		}
+		p("%d spans, %d generations", c.Spans, c.Generations)
+		if c.DatabaseBytes > 0 {
+			p(", database file %.0f MiB", float64(c.DatabaseBytes)/mib)
+		}
+		if c.LoadS > 0 {
+			p(", loaded in %.0f s (%.0f spans/s through the write path)", c.LoadS, float64(c.Spans)/c.LoadS)
+		}
+		p(".\n\n| route | p50 ms | p95 ms | max ms | goal p95 ms | met | client p95 ms |\n| --- | ---: | ---: | ---: | ---: | --- | ---: |\n")
+		met := 0
+		for _, r := range c.Routes {
+			if r.Met {
+				met++
+			}
+			p("| %s `%s` | %s | %s | %s | %s | %s | %s |\n", r.Name, r.Path, f1(r.P50Ms), f1(r.P95Ms), f1(r.MaxMs), f0(r.GoalMs), yesNo(r.Met), f1(r.ClientP95))
+		}
+		p("\n%d of %d routes within their goal. ", met, len(c.Routes))
+		if c.PeakRSSMiB > 0 {
+			p("Concurrent page loads: %.1f pages/s, p95 %.0f ms under that load, **peak RSS %.0f MiB** (load average %.1f).\n\n", c.PageLoadsPerS, c.LoadP95Ms, c.PeakRSSMiB, c.LoadAvg)
+		}
+	}
 }

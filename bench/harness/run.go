@@ -54,6 +54,9 @@ type Options struct {
 	MicroBenchtime string
 	MicroCount     int
 
+	// Console is the console section (issue 11.7); no Backends: skipped.
+	Console ConsoleOptions
+
 	Delivery       loadgen.DeliveryConfig
 	MemoryLimitMiB int
 	MemorySpikeMiB int
@@ -91,6 +94,7 @@ func DefaultOptions(root string) Options {
 		Micro:               true,
 		MicroBenchtime:      "1s",
 		MicroCount:          3,
+		Console:             DefaultConsoleOptions(),
 		Delivery:            loadgen.DefaultDeliveryConfig(),
 		MemoryLimitMiB:      512,
 		MemorySpikeMiB:      128,
@@ -190,6 +194,7 @@ type Results struct {
 	Auth      AuthResult                 `json:"auth"`
 	Storage   map[string]float64         `json:"storage,omitempty"` // benchmark name -> ns/op
 	Overload  []OverloadResult           `json:"overload,omitempty"`
+	Console   []ConsoleResult            `json:"console,omitempty"`
 	Ratios    map[string]float64         `json:"ratios"`
 	Goals     []Goal                     `json:"goals"`
 	Micro     []MicroResult              `json:"micro,omitempty"`
@@ -275,7 +280,7 @@ func Run(ctx context.Context, o Options) (*Results, error) {
 		fmt.Fprintln(o.Log, "FAILED:", msg)
 	}
 
-	if len(o.Pipelines) > 0 {
+	if len(o.Pipelines) > 0 || len(o.Console.Backends) > 0 {
 		if err := runPipelines(ctx, o, res, fail); err != nil {
 			return res, err
 		}
@@ -327,7 +332,7 @@ func runPipelines(ctx context.Context, o Options, res *Results, fail func(string
 	}
 	// The API key comes from the real CLI, as a user would get it.
 	w.KeysFile = filepath.Join(w.WorkDir, "keys.yaml")
-	out, err := exec.CommandContext(ctx, bin, "keys", "create", "--project", "bench", "--name", "loadgen", "--keys-file", w.KeysFile).Output()
+	out, err := exec.CommandContext(ctx, bin, "keys", "create", "--project", "bench", "--name", "loadgen", "--scopes", "ingest,read", "--keys-file", w.KeysFile).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -353,7 +358,7 @@ func runPipelines(ctx context.Context, o Options, res *Results, fail func(string
 		}
 		w.PeerBin = pb
 	}
-	if slices.Contains(pipelines, OursPostgres) {
+	if slices.Contains(pipelines, OursPostgres) || slices.Contains(o.Console.Backends, "postgres") {
 		pg, err := pgtest.StartServer("")
 		if err != nil {
 			drop(OursPostgres, err.Error())
@@ -421,6 +426,15 @@ func runPipelines(ctx context.Context, o Options, res *Results, fail func(string
 			fail("%s overload: %s", name, ov.Error)
 		}
 		res.Overload = append(res.Overload, ov)
+	}
+	// The console section: reads of a million stored spans.
+	if len(o.Console.Backends) > 0 && ctx.Err() == nil {
+		res.Console = RunConsole(ctx, w, o.Console, o.Log)
+		for _, c := range res.Console {
+			if c.Error != "" {
+				fail("console on %s: %s", c.Backend, c.Error)
+			}
+		}
 	}
 	return nil
 }

@@ -62,6 +62,10 @@ func TestSmokeOursSQLite(t *testing.T) {
 	o.RecoveryPause = 100 * time.Millisecond
 	o.RecoveryDuration = 500 * time.Millisecond
 	o.Micro = false
+	// The console section at a tiny size: every route and page answers on
+	// the real binary, with timings and an RSS figure.
+	o.Console = ConsoleOptions{Backends: []string{"sqlite"}, Spans: 3000, Sessions: 100, Customers: 10, Days: 30,
+		Requests: 2, Concurrency: 2, LoadFor: time.Second}
 	o.Delivery.PromptBytes, o.Delivery.CompletionBytes = 256, 64
 	o.WorkDir = filepath.Join(dir, "work")
 	o.JSONOut = filepath.Join(dir, "latest.json")
@@ -97,6 +101,17 @@ func TestSmokeOursSQLite(t *testing.T) {
 	assert.Positive(t, ov.PeakRSSMiB)
 	require.NotNil(t, ov.Recovery)
 	assert.Positive(t, ov.Recovery.AckedSpans, "acknowledges again after the overload")
+
+	require.Len(t, res.Console, 1)
+	cr := res.Console[0]
+	require.Empty(t, cr.Error)
+	assert.EqualValues(t, 1000, cr.Generations)
+	assert.Len(t, cr.Routes, len(consoleRoutes(o.Console, time.Now())))
+	for _, r := range cr.Routes {
+		assert.Positive(t, r.P95Ms, r.Name)
+	}
+	assert.Positive(t, cr.PeakRSSMiB)
+	assert.Positive(t, cr.PageLoadsPerS)
 
 	// The JSON has the shape the issue fixes.
 	raw, err := os.ReadFile(o.JSONOut)

@@ -5,6 +5,7 @@ package main
 import (
 	fallomexporter "github.com/fallom/fallom-collector/exporter/fallomexporter"
 	fallomauthextension "github.com/fallom/fallom-collector/extension/fallomauthextension"
+	fallomconsoleextension "github.com/fallom/fallom-collector/extension/fallomconsoleextension"
 	requestguardextension "github.com/fallom/fallom-collector/extension/requestguardextension"
 	openroutermappingprocessor "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 	clickhouseexporter "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter"
@@ -52,6 +53,7 @@ func components() (otelcol.Factories, error) {
 	factories.Extensions, err = otelcol.MakeFactoryMap[extension.Factory](
 		fallomauthextension.NewFactory(),
 		requestguardextension.NewFactory(),
+		fallomconsoleextension.NewFactory(),
 		healthcheckextension.NewFactory(),
 		filestorage.NewFactory(),
 		pprofextension.NewFactory(),
@@ -61,12 +63,13 @@ func components() (otelcol.Factories, error) {
 		return otelcol.Factories{}, err
 	}
 	factories.ExtensionModules = makeModulesMap(factories.Extensions, map[component.Type]string{
-		fallomauthextension.NewFactory().Type():   "github.com/fallom/fallom-collector v0.0.0",
-		requestguardextension.NewFactory().Type(): "github.com/fallom/fallom-collector v0.0.0",
-		healthcheckextension.NewFactory().Type():  "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension v0.165.1",
-		filestorage.NewFactory().Type():           "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage v0.165.1",
-		pprofextension.NewFactory().Type():        "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension v0.165.1",
-		zpagesextension.NewFactory().Type():       "go.opentelemetry.io/collector/extension/zpagesextension v0.165.0",
+		fallomauthextension.NewFactory().Type():    "github.com/fallom/fallom-collector v0.0.0",
+		requestguardextension.NewFactory().Type():  "github.com/fallom/fallom-collector v0.0.0",
+		fallomconsoleextension.NewFactory().Type(): "github.com/fallom/fallom-collector v0.0.0",
+		healthcheckextension.NewFactory().Type():   "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension v0.165.1",
+		filestorage.NewFactory().Type():            "github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage v0.165.1",
+		pprofextension.NewFactory().Type():         "github.com/open-telemetry/opentelemetry-collector-contrib/extension/pprofextension v0.165.1",
+		zpagesextension.NewFactory().Type():        "go.opentelemetry.io/collector/extension/zpagesextension v0.165.0",
 	})
 
 	factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](

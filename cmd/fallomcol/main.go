@@ -5,7 +5,9 @@
 // that the binary
 //   - runs the shipped default config (config/config.yaml) when given no
 //     --config, and
-//   - has a `keys` subcommand that creates, lists and revokes flm_ API keys.
+//   - has a `keys` subcommand that creates, lists and revokes flm_ API keys,
+//     and a `prices` subcommand that imports a public price list into the
+//     pricing file.
 //
 // `make check-generated` keeps the provider list below in step with the main.go
 // that ocb would generate.
@@ -25,6 +27,7 @@ import (
 
 	"github.com/fallom/fallom-collector/config"
 	"github.com/fallom/fallom-collector/internal/keys"
+	"github.com/fallom/fallom-collector/internal/pricing"
 )
 
 // version is set at build time by the Makefile (-ldflags -X main.version=...).
@@ -65,7 +68,7 @@ func main() {
 	}
 
 	cmd := otelcol.NewCommand(set)
-	cmd.AddCommand(keys.NewCommand())
+	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand())
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
 		os.Exit(1)

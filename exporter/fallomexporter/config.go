@@ -2,6 +2,7 @@ package fallomexporter // import "github.com/fallom/fallom-collector/exporter/fa
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/component"
@@ -62,6 +63,9 @@ type RetentionConfig struct {
 	BatchSize int `mapstructure:"batch_size"`
 }
 
+// MaxRetentionDays bounds retention.content_days and span_days.
+const MaxRetentionDays = 36500
+
 var _ component.Config = (*Config)(nil)
 
 // Validate checks the configuration. The storage, sending_queue,
@@ -72,6 +76,12 @@ func (cfg *Config) Validate() error {
 	r := cfg.Retention
 	if r.ContentDays < 0 || r.SpanDays < 0 {
 		errs = append(errs, errors.New("retention.content_days and retention.span_days must be 0 (keep forever) or positive"))
+	}
+	if r.ContentDays > MaxRetentionDays || r.SpanDays > MaxRetentionDays {
+		// Days become a time.Duration (int64 nanoseconds, about 292 years):
+		// 213504 days wrapped to 25 minutes (deleting nearly everything),
+		// 999999 to a negative duration (retention silently off).
+		errs = append(errs, fmt.Errorf("retention.content_days and retention.span_days must be at most %d (100 years); use 0 to keep forever", MaxRetentionDays))
 	}
 	if (r.ContentDays > 0 || r.SpanDays > 0) && r.Interval <= 0 {
 		errs = append(errs, errors.New("retention.interval must be positive when retention is enabled"))

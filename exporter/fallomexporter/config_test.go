@@ -84,6 +84,18 @@ func TestConfigUpperCaseScheme(t *testing.T) {
 	}
 }
 
+// Issue 14 item 13: the largest accepted retention is a real duration.
+func TestRetentionDaysAtTheBound(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Retention.SpanDays, cfg.Retention.ContentDays = MaxRetentionDays, MaxRetentionDays
+	if err := confmap.Validate(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Duration(MaxRetentionDays) * 24 * time.Hour; d <= 0 || d.Hours()/24 != MaxRetentionDays {
+		t.Fatalf("%d days is %v", MaxRetentionDays, d)
+	}
+}
+
 func TestConfigValidateErrors(t *testing.T) {
 	const secret = "hunter2-secret"
 	cases := []struct {
@@ -111,6 +123,8 @@ func TestConfigValidateErrors(t *testing.T) {
 			c.Storage.Postgres.MinConns, c.Storage.Postgres.MaxConns = 5, 2
 		}, "min_conns (5) must not exceed max_conns (2)"},
 		{"retention days", func(c *Config) { c.Retention.SpanDays = -1 }, "retention.content_days and retention.span_days"},
+		{"retention days overflow", func(c *Config) { c.Retention.SpanDays, c.Retention.Interval = 213504, time.Hour }, "at most 36500"},
+		{"retention days negative duration", func(c *Config) { c.Retention.ContentDays, c.Retention.Interval = 999999, time.Hour }, "at most 36500"},
 		{"retention interval", func(c *Config) { c.Retention.ContentDays, c.Retention.Interval = 3, 0 }, "retention.interval"},
 		{"memory queue", func(c *Config) { c.QueueConfig.Get().WaitForResult = false }, "a crash would lose acknowledged data"},
 	}

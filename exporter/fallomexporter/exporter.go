@@ -43,7 +43,7 @@ type fallomExporter struct {
 func newFallomExporter(cfg *Config, set component.TelemetrySettings) (*fallomExporter, error) {
 	meter := set.MeterProvider.Meter(metadata.ScopeName)
 	written, err := meter.Int64Counter("fallom_exporter_spans",
-		metric.WithDescription("Spans handled by the fallom exporter, by outcome: inserted, updated (changed replay), unchanged (exact replay), rejected (can never be stored)."),
+		metric.WithDescription("Spans handled by the fallom exporter, by outcome: inserted, updated (changed replay), unchanged (exact replay), expired (replay of a span retention deleted: not stored or counted again), rejected (can never be stored)."),
 		metric.WithUnit("{span}"))
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func (e *fallomExporter) pushTraces(ctx context.Context, td ptrace.Traces) error
 
 func (e *fallomExporter) count(ctx context.Context, res storage.WriteResult) {
 	for outcome, n := range map[string]int{
-		"inserted": res.Inserted, "updated": res.Updated, "unchanged": res.Unchanged, "rejected": res.Rejected,
+		"inserted": res.Inserted, "updated": res.Updated, "unchanged": res.Unchanged, "expired": res.Expired, "rejected": res.Rejected,
 	} {
 		if n > 0 {
 			e.spansWritten.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
@@ -178,6 +178,10 @@ func (e *fallomExporter) applyRetention(ctx context.Context) {
 	}
 	if err != nil && ctx.Err() == nil {
 		e.logger.Warn("retention pass failed; it runs again at the next interval", zap.Error(err))
+		return
+	}
+	if res.Skipped {
+		e.logger.Debug("retention pass skipped: another collector sharing the database is running one")
 		return
 	}
 	if res.ContentCleared > 0 || res.SpansDeleted > 0 {

@@ -285,9 +285,9 @@ func TestReplayIsANoOp(t *testing.T) {
 	}
 	db := openDB(t, path)
 	var rows, gens int
-	var cost float64
-	scan(t, db, "SELECT count(*), (SELECT sum(generations) FROM usage_daily), (SELECT sum(total_cost_usd) FROM usage_daily) FROM spans", &rows, &gens, &cost)
-	if rows != 30 || gens != 10 || math.Abs(cost-0.04049) > 1e-12 {
+	var cost int64
+	scan(t, db, "SELECT count(*), (SELECT sum(generations) FROM usage_daily), (SELECT sum(total_cost_nano_usd) FROM usage_daily) FROM spans", &rows, &gens, &cost)
+	if rows != 30 || gens != 10 || cost != 40_490_000 {
 		t.Fatalf("after 4 deliveries of the same payload: %d rows %d generations %v cost", rows, gens, cost)
 	}
 }

@@ -159,13 +159,13 @@ func TestPostgresStoresMappedDelivery(t *testing.T) {
 	}
 	conn := pgConnect(t, string(cfg.Storage.DSN))
 	var rows, gens, usage, sessions int64
-	var cost float64
+	var cost int64
 	if err := conn.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM spans WHERE is_generation),
-		(SELECT sum(generations)::bigint FROM usage_daily), (SELECT sum(total_cost_usd) FROM usage_daily), (SELECT count(*) FROM sessions)`).
+		(SELECT sum(generations)::bigint FROM usage_daily), (SELECT sum(total_cost_nano_usd)::bigint FROM usage_daily), (SELECT count(*) FROM sessions)`).
 		Scan(&rows, &gens, &usage, &cost, &sessions); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 15 || gens != 5 || usage != 5 || sessions != 5 || cost < 0.0202 || cost > 0.0203 {
+	if rows != 15 || gens != 5 || usage != 5 || sessions != 5 || cost != 20_245_000 {
 		t.Fatalf("after three deliveries of the same payload: %d rows %d generations %d usage %v cost %d sessions", rows, gens, usage, cost, sessions)
 	}
 	var attrs, kind string

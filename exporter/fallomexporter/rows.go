@@ -31,9 +31,9 @@ var canonicalColumns = map[string]columnSetter{
 		r.IsGeneration = ok && b
 		return ok
 	},
-	fallomattr.SessionID:             stringColumn(func(r *storage.Span) **string { return &r.SessionID }),
-	fallomattr.CustomerID:            stringColumn(func(r *storage.Span) **string { return &r.CustomerID }),
-	fallomattr.Model:                 stringColumn(func(r *storage.Span) **string { return &r.Model }),
+	fallomattr.SessionID:             keyColumn(func(r *storage.Span) **string { return &r.SessionID }),
+	fallomattr.CustomerID:            keyColumn(func(r *storage.Span) **string { return &r.CustomerID }),
+	fallomattr.Model:                 keyColumn(func(r *storage.Span) **string { return &r.Model }),
 	fallomattr.RequestedModel:        stringColumn(func(r *storage.Span) **string { return &r.RequestedModel }),
 	fallomattr.Provider:              stringColumn(func(r *storage.Span) **string { return &r.Provider }),
 	fallomattr.Operation:             stringColumn(func(r *storage.Span) **string { return &r.Operation }),
@@ -43,9 +43,9 @@ var canonicalColumns = map[string]columnSetter{
 	fallomattr.CachedInputTokens:     intColumn(func(r *storage.Span) **int64 { return &r.CachedInputTokens }),
 	fallomattr.CacheWriteInputTokens: intColumn(func(r *storage.Span) **int64 { return &r.CacheWriteInputTokens }),
 	fallomattr.ReasoningTokens:       intColumn(func(r *storage.Span) **int64 { return &r.ReasoningTokens }),
-	fallomattr.InputCostUSD:          floatColumn(func(r *storage.Span) **float64 { return &r.InputCostUSD }),
-	fallomattr.OutputCostUSD:         floatColumn(func(r *storage.Span) **float64 { return &r.OutputCostUSD }),
-	fallomattr.TotalCostUSD:          floatColumn(func(r *storage.Span) **float64 { return &r.TotalCostUSD }),
+	fallomattr.InputCostUSD:          costColumn(func(r *storage.Span) **float64 { return &r.InputCostUSD }),
+	fallomattr.OutputCostUSD:         costColumn(func(r *storage.Span) **float64 { return &r.OutputCostUSD }),
+	fallomattr.TotalCostUSD:          costColumn(func(r *storage.Span) **float64 { return &r.TotalCostUSD }),
 	fallomattr.CostSource:            stringColumn(func(r *storage.Span) **string { return &r.CostSource }),
 	fallomattr.FinishReason:          stringColumn(func(r *storage.Span) **string { return &r.FinishReason }),
 	fallomattr.TimeToFirstTokenMs:    floatColumn(func(r *storage.Span) **float64 { return &r.TimeToFirstTokenMs }),
@@ -87,13 +87,44 @@ func stringColumn(field func(*storage.Span) **string) columnSetter {
 	}
 }
 
+// keyColumn is a stringColumn for the grouping keys (session, customer,
+// model): they are index keys, so a value longer than an index entry holds
+// (storage.MaxIndexedTextBytes) leaves the column NULL and stays in the
+// attributes JSON, and the span is stored.
+func keyColumn(field func(*storage.Span) **string) columnSetter {
+	set := stringColumn(field)
+	return func(r *storage.Span, v pcommon.Value) bool {
+		if len(v.AsString()) > storage.MaxIndexedTextBytes {
+			return false
+		}
+		return set(r, v)
+	}
+}
+
+// intColumn holds token counts: a count above storage.MaxTokenCount (2^40)
+// is not believed (it could only overflow the rollup) and stays in the
+// attributes JSON, the column NULL, as a negative count does.
 func intColumn(field func(*storage.Span) **int64) columnSetter {
 	return func(r *storage.Span, v pcommon.Value) bool {
 		i, ok := attrvalue.Int(v)
-		if ok {
+		if ok && i <= storage.MaxTokenCount {
 			*field(r) = &i
+			return true
 		}
-		return ok
+		return false
+	}
+}
+
+// costColumn holds a cost in USD, at most storage.MaxCostUSD; above it the
+// value stays in the attributes JSON and the column is NULL (unknown).
+func costColumn(field func(*storage.Span) **float64) columnSetter {
+	return func(r *storage.Span, v pcommon.Value) bool {
+		f, ok := attrvalue.Double(v)
+		if ok && f <= storage.MaxCostUSD {
+			*field(r) = &f
+			return true
+		}
+		return false
 	}
 }
 
@@ -280,7 +311,7 @@ func appendAttributes(b []byte, attrs pcommon.Map, skip []bool) []byte {
 		first = false
 		b = jsonenc.AppendString(b, k)
 		b = append(b, ':')
-		b = appendValue(b, v)
+		b = appendValue(b, v, 1)
 	}
 	return append(b, '}')
 }
@@ -291,6 +322,10 @@ func appendAttributes(b []byte, attrs pcommon.Map, skip []bool) []byte {
 // carry, become the strings "NaN", "Infinity" and "-Infinity"; bytes become
 // base64 strings.
 func appendMap(b []byte, m pcommon.Map, skip func(string) bool) []byte {
+	return appendMapDepth(b, m, skip, 0)
+}
+
+func appendMapDepth(b []byte, m pcommon.Map, skip func(string) bool, depth int) []byte {
 	b = append(b, '{')
 	first := true
 	for k, v := range m.All() {
@@ -303,12 +338,23 @@ func appendMap(b []byte, m pcommon.Map, skip func(string) bool) []byte {
 		first = false
 		b = jsonenc.AppendString(b, k)
 		b = append(b, ':')
-		b = appendValue(b, v)
+		b = appendValue(b, v, depth+1)
 	}
 	return append(b, '}')
 }
 
-func appendValue(b []byte, v pcommon.Value) []byte {
+// nestedTooDeep replaces a map or list nested deeper than
+// storage.MaxJSONDepth: OTLP decoding accepts any depth, PostgreSQL's jsonb
+// fails from about 16,000 levels (and the processor treats JSON deeper
+// than 512 as invalid too).
+const nestedTooDeep = `"[nested deeper than 512 levels: dropped]"`
+
+// appendValue appends v, which sits at nesting depth depth (1 for an
+// attribute's value).
+func appendValue(b []byte, v pcommon.Value, depth int) []byte {
+	if depth > storage.MaxJSONDepth && (v.Type() == pcommon.ValueTypeMap || v.Type() == pcommon.ValueTypeSlice) {
+		return append(b, nestedTooDeep...)
+	}
 	switch v.Type() {
 	case pcommon.ValueTypeStr:
 		return jsonenc.AppendString(b, v.Str())
@@ -328,7 +374,7 @@ func appendValue(b []byte, v pcommon.Value) []byte {
 	case pcommon.ValueTypeBool:
 		return strconv.AppendBool(b, v.Bool())
 	case pcommon.ValueTypeMap:
-		return appendMap(b, v.Map(), nil)
+		return appendMapDepth(b, v.Map(), nil, depth)
 	case pcommon.ValueTypeSlice:
 		b = append(b, '[')
 		s := v.Slice()
@@ -336,7 +382,7 @@ func appendValue(b []byte, v pcommon.Value) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendValue(b, s.At(i))
+			b = appendValue(b, s.At(i), depth+1)
 		}
 		return append(b, ']')
 	case pcommon.ValueTypeBytes:

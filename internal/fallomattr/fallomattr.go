@@ -60,7 +60,16 @@ const (
 	// could not be inclusive (cache_exceeded_input, reasoning_exceeded_output,
 	// total_recomputed, total_exceeds_parts).
 	FlagTokensAdjusted = "fallom.tokens_adjusted"
+	// FlagCostPartial names the part of a reported cost that the span did
+	// not report (string array: "input" or "output"); the total is then the
+	// part that was reported.
+	FlagCostPartial = "fallom.cost_partial"
 )
+
+// PriceSource names the price table that computed a cost (cost_source =
+// computed): "builtin@2025-11-30" or "<pricing file>:<import>@<date>". Not a
+// column: the exporter keeps it in the `attributes` JSON.
+const PriceSource = "fallom.price_source" // string
 
 // DefaultProjectID is used by the exporter for data that reached it with no
 // project stamped (e.g. a pipeline without fallomauth).

@@ -5,44 +5,62 @@
 package pricing // import "github.com/fallom/fallom-collector/internal/pricing"
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
 
 // Price is what one token costs, in USD. A cache price that is not set falls
 // back to the input price: charging cached tokens at the full input price
-// over-estimates, which is safer than charging nothing.
+// over-estimates, which is safer than charging nothing. A 1-hour cache-write
+// price that is not set falls back to the (5-minute) cache-write price.
 type Price struct {
-	Input         float64
-	Output        float64
-	CacheRead     float64
-	CacheWrite    float64
-	HasCacheRead  bool
-	HasCacheWrite bool
+	Input           float64
+	Output          float64
+	CacheRead       float64
+	CacheWrite      float64 // cache writes of the default (Anthropic: 5-minute) lifetime
+	CacheWrite1h    float64 // cache writes kept for 1 hour (Anthropic bills them at 2x input)
+	HasCacheRead    bool
+	HasCacheWrite   bool
+	HasCacheWrite1h bool
+
+	// Source names the table that priced it, stored with a computed cost as
+	// fallom.price_source: "builtin@2025-11-30", "prices.yaml:openrouter@2026-12-02"
+	// (an imported entry), "prices.yaml@2026-12-02" (a hand-written one).
+	Source string
 }
 
 // Usage is a token count as stored: inclusive, like OpenRouter and the OTel
 // semantic conventions report it. Input includes cached (cache read) and
-// cache-write tokens; Output includes reasoning tokens.
+// cache-write tokens; Output includes reasoning tokens. CacheWrite1hInput is
+// the part of CacheWriteInput written with a 1-hour lifetime, when the span
+// says (OpenRouter's gen_ai.usage.input_tokens.cache_write_1h).
 type Usage struct {
-	Input, Output, CachedInput, CacheWriteInput int64
+	Input, Output, CachedInput, CacheWriteInput, CacheWrite1hInput int64
 }
 
 // Cost returns the input and output cost of usage. Every token is priced
 // exactly once: the input price applies to input - cached - cache_write, the
-// cache prices to those two, and the output price to all output tokens
+// cache prices to those two (1-hour writes at the 1-hour price, the other
+// writes at the cache-write price), and the output price to all output tokens
 // (reasoning tokens are output tokens, billed at the output price).
 func (p Price) Cost(u Usage) (input, output float64) {
 	cached := max(u.CachedInput, 0)
 	write := max(u.CacheWriteInput, 0)
+	write1h := min(max(u.CacheWrite1hInput, 0), write)
 	plain := max(u.Input-cached-write, 0)
 	readPrice, writePrice := p.Input, p.Input
 	if p.HasCacheRead {
@@ -51,7 +69,12 @@ func (p Price) Cost(u Usage) (input, output float64) {
 	if p.HasCacheWrite {
 		writePrice = p.CacheWrite
 	}
-	input = float64(plain)*p.Input + float64(cached)*readPrice + float64(write)*writePrice
+	write1hPrice := writePrice
+	if p.HasCacheWrite1h {
+		write1hPrice = p.CacheWrite1h
+	}
+	input = float64(plain)*p.Input + float64(cached)*readPrice +
+		float64(write-write1h)*writePrice + float64(write1h)*write1hPrice
 	output = float64(max(u.Output, 0)) * p.Output
 	return input, output
 }
@@ -78,6 +101,15 @@ func (t *Table) add(name string, p Price) {
 	// A full key wins over an alias that merely shares its last segment.
 	if _, ok := t.bare[bare]; !ok || bare == key {
 		t.bare[bare] = p
+	}
+	// OpenRouter writes versions with dots (claude-opus-4.6), Anthropic's
+	// API and Bedrock with dashes (claude-opus-4-6-20260205): an imported
+	// slug also answers to the dashed name, unless that name is priced.
+	if strings.Contains(bare, ".") {
+		dashed := strings.ReplaceAll(bare, ".", "-")
+		if _, ok := t.bare[dashed]; !ok {
+			t.bare[dashed] = p
+		}
 	}
 }
 
@@ -114,12 +146,16 @@ func (t *Table) Lookup(model string) (Price, bool) {
 //	"OpenAI/GPT-4o-mini-2024-07-18"  -> "openai/gpt-4o-mini-2024-07-18", "gpt-4o-mini-2024-07-18",
 //	                                    "gpt-4o-mini-2024-07", "gpt-4o-mini-2024", "gpt-4o-mini"
 //	"anthropic/claude-3.5-haiku:beta" -> variant suffix dropped
-//	"us.anthropic.claude-3-5-haiku-20241022-v1:0" (Bedrock) -> "claude-3-5-haiku"
+//	"us.anthropic.claude-3-5-haiku-20241022-v1:0" (Bedrock) -> "us.claude-3-5-haiku-20241022",
+//	                                    "claude-3-5-haiku-20241022", "us.claude-3-5-haiku", "claude-3-5-haiku"
 //	"claude-3-5-haiku@20241022" (Vertex) -> "claude-3-5-haiku"
 //
 // Only trailing segments of two or more digits (dates, versions like -002)
 // and the words latest/preview/exp are stripped, so "claude-sonnet-4-5" is
-// never shortened to "claude-sonnet-4".
+// never shortened to "claude-sonnet-4". A Bedrock geographic region is kept
+// as a "us."-style prefix on the bare names, tried before the name without
+// it: the built-in table prices the models whose regional profiles cost
+// more under those names (see builtinRow.geoPremium).
 func forEachCandidate(model string, try func(name string, bareOnly bool) bool) {
 	name := strings.ToLower(strings.TrimSpace(model))
 	if name == "" {
@@ -138,19 +174,19 @@ func forEachCandidate(model string, try func(name string, bareOnly bool) bool) {
 	if i := strings.IndexByte(bare, '@'); i > 0 {
 		bare = bare[:i] // Vertex AI: claude-3-5-haiku@20241022
 	}
-	bare = stripBedrock(bare)
-	if !try(bare, true) {
-		return
-	}
+	region, bare := stripBedrock(bare)
 	for {
+		if region != "" && !try(region+bare, true) {
+			return
+		}
+		if !try(bare, true) {
+			return
+		}
 		i := strings.LastIndexByte(bare, '-')
 		if i <= 0 || !strippable(bare[i+1:]) {
 			return
 		}
 		bare = bare[:i]
-		if !try(bare, true) {
-			return
-		}
 	}
 }
 
@@ -161,15 +197,24 @@ func lastSegment(name string) string {
 	return name
 }
 
-var bedrockRegions = []string{"us.", "eu.", "apac.", "global.", "us-gov."}
-var bedrockVendors = []string{"anthropic.", "meta.", "mistral.", "deepseek.", "amazon.", "cohere.", "ai21.", "openai.", "xai."}
+// bedrockRegions are the prefixes of Bedrock cross-region inference
+// profiles. geoRegions are the geographic ones (all but global and GovCloud):
+// for the models that charge a premium there, the built-in table has
+// region-prefixed names.
+var (
+	bedrockRegions = []string{"us.", "eu.", "apac.", "jp.", "au.", "global.", "us-gov."}
+	geoRegions     = []string{"us.", "eu.", "apac.", "jp.", "au."}
+	bedrockVendors = []string{"anthropic.", "meta.", "mistral.", "deepseek.", "amazon.", "cohere.", "ai21.", "openai.", "xai."}
+)
 
 // stripBedrock turns "us.anthropic.claude-3-5-haiku-20241022-v1" into
-// "claude-3-5-haiku-20241022".
-func stripBedrock(name string) string {
+// ("us.", "claude-3-5-haiku-20241022"). The region is returned only for a
+// geographic profile of a Bedrock model id (a vendor follows it).
+func stripBedrock(name string) (geoRegion, bare string) {
+	region := ""
 	for _, p := range bedrockRegions {
 		if strings.HasPrefix(name, p) {
-			name = name[len(p):]
+			region, name = p, name[len(p):]
 			break
 		}
 	}
@@ -181,12 +226,16 @@ func stripBedrock(name string) string {
 			break
 		}
 	}
-	if vendor {
-		if i := strings.LastIndex(name, "-v"); i > 0 && allDigits(name[i+2:]) {
-			name = name[:i]
-		}
+	if !vendor {
+		return "", name
 	}
-	return name
+	if i := strings.LastIndex(name, "-v"); i > 0 && allDigits(name[i+2:]) {
+		name = name[:i]
+	}
+	if !slices.Contains(geoRegions, region) {
+		region = ""
+	}
+	return region, name
 }
 
 func strippable(seg string) bool {
@@ -227,6 +276,10 @@ type memoEntry struct {
 
 const maxMemo = 4096
 
+// FreeVariantSource is the price source of OpenRouter ":free" variants that
+// the user's table does not price: they cost nothing.
+const FreeVariantSource = "openrouter:free"
+
 // NewPricer combines a user table (may be nil) with the built-in table.
 func NewPricer(user *Table) *Pricer {
 	return &Pricer{user: user, builtin: Builtin(), memo: map[string]memoEntry{}}
@@ -246,7 +299,7 @@ func (p *Pricer) Lookup(model string) (Price, bool) {
 	}
 	e.price, e.ok = p.user.Lookup(model)
 	if !e.ok && strings.HasSuffix(strings.ToLower(strings.TrimSpace(model)), ":free") {
-		e.price, e.ok = Price{HasCacheRead: true, HasCacheWrite: true}, true
+		e.price, e.ok = Price{HasCacheRead: true, HasCacheWrite: true, HasCacheWrite1h: true, Source: FreeVariantSource}, true
 	}
 	if !e.ok {
 		e.price, e.ok = p.builtin.Lookup(model)
@@ -261,10 +314,12 @@ func (p *Pricer) Lookup(model string) (Price, bool) {
 
 // fileEntry is one model in a pricing file. Prices are USD per token.
 type fileEntry struct {
-	Input      *float64 `yaml:"input"`
-	Output     *float64 `yaml:"output"`
-	CacheRead  *float64 `yaml:"cache_read"`
-	CacheWrite *float64 `yaml:"cache_write"`
+	Input        *float64 `yaml:"input"`
+	Output       *float64 `yaml:"output"`
+	CacheRead    *float64 `yaml:"cache_read"`
+	CacheWrite   *float64 `yaml:"cache_write"`
+	CacheWrite1h *float64 `yaml:"cache_write_1h"`
+	Source       string   `yaml:"source"`
 }
 
 type file struct {
@@ -279,25 +334,46 @@ type file struct {
 //	    output: 0.0000006          # USD per output token (required)
 //	    cache_read: 0.000000075    # optional; defaults to input
 //	    cache_write: 0.0           # optional; defaults to input
+//	    cache_write_1h: 0.0000003  # optional; 1-hour cache writes; defaults to cache_write
+//	    source: openrouter@2026-12-02  # optional; set by `fallomcol prices import`
+//
+// Each price records its source (Price.Source): the file's name, then the
+// entry's source ("prices.yaml:openrouter@2026-12-02"), or for an entry
+// without one the file's modification date ("prices.yaml@2026-12-02").
 func LoadFile(path string) (*Table, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("pricing file: %w", err)
 	}
-	t, err := Parse(data)
+	label := filepath.Base(path)
+	if fi, err := os.Stat(path); err == nil {
+		label += "@" + fi.ModTime().UTC().Format(time.DateOnly)
+	}
+	t, err := parse(data, filepath.Base(path), label)
 	if err != nil {
 		return nil, fmt.Errorf("pricing file %s: %w", path, err)
 	}
 	return t, nil
 }
 
-// Parse parses the content of a pricing file (see LoadFile).
+// Parse parses the content of a pricing file (see LoadFile); its prices
+// are labelled "pricing file".
 func Parse(data []byte) (*Table, error) {
+	return parse(data, "pricing file", "pricing file")
+}
+
+// maxSourceLen bounds an entry's source label (it is stored with every span
+// the entry prices).
+const maxSourceLen = 128
+
+// parse reads a pricing file; an entry's price source is fileName:source,
+// or plainLabel for entries without a source.
+func parse(data []byte, fileName, plainLabel string) (*Table, error) {
 	var f file
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("not a valid pricing file (expected `models:` mapping model names to input/output/cache_read/cache_write USD per token): %w", err)
+		return nil, fmt.Errorf("not a valid pricing file (expected `models:` mapping model names to input/output/cache_read/cache_write/cache_write_1h USD per token): %w", err)
 	}
 	if len(f.Models) == 0 {
 		return nil, errors.New("no models: expected `models:` with at least one model")
@@ -319,14 +395,24 @@ func Parse(data []byte) (*Table, error) {
 			errs = append(errs, fmt.Errorf("model %q: input and output prices are required", name))
 			continue
 		}
-		p := Price{Input: *e.Input, Output: *e.Output}
+		p := Price{Input: *e.Input, Output: *e.Output, Source: plainLabel}
 		if e.CacheRead != nil {
 			p.CacheRead, p.HasCacheRead = *e.CacheRead, true
 		}
 		if e.CacheWrite != nil {
 			p.CacheWrite, p.HasCacheWrite = *e.CacheWrite, true
 		}
-		if err := validPrice(p); err != nil {
+		if e.CacheWrite1h != nil {
+			p.CacheWrite1h, p.HasCacheWrite1h = *e.CacheWrite1h, true
+		}
+		if src := strings.TrimSpace(e.Source); src != "" {
+			if len(src) > maxSourceLen || !utf8.ValidString(src) || strings.ContainsFunc(src, unicode.IsControl) {
+				errs = append(errs, fmt.Errorf("model %q: source must be printable text of at most %d bytes", name, maxSourceLen))
+				continue
+			}
+			p.Source = fileName + ":" + src
+		}
+		if err := checkPrice(name, p); err != nil {
 			errs = append(errs, fmt.Errorf("model %q: %w", name, err))
 			continue
 		}
@@ -338,20 +424,60 @@ func Parse(data []byte) (*Table, error) {
 	return t, nil
 }
 
-// A per-token price above this is almost certainly a per-million price typed
-// into a per-token field.
-const maxPerToken = 0.01
+// MaxPerToken is the highest per-token price accepted: USD 1,000 per million
+// tokens. The dearest list price known (o1-pro output, USD 600 per million)
+// is below it; a per-million price typed into a per-token field is far above
+// it, and so is a per-1K price of any model that costs over USD 1 per million
+// tokens.
+const MaxPerToken = 0.001
 
+// unitMistakeRatio: a price this many times the built-in price of the same
+// model is a unit mistake (per 1K tokens is 1000x, per million 1,000,000x),
+// not a different price list. It catches per-1K prices of cheap models,
+// which MaxPerToken alone cannot tell from the dearest real prices.
+const unitMistakeRatio = 100
+
+// namedPrice is one price of a Price under its pricing-file name.
+type namedPrice struct {
+	name string
+	v    float64
+}
+
+// fields lists p's prices by their pricing-file names.
+func (p Price) fields() [5]namedPrice {
+	return [5]namedPrice{{"input", p.Input}, {"output", p.Output}, {"cache_read", p.CacheRead},
+		{"cache_write", p.CacheWrite}, {"cache_write_1h", p.CacheWrite1h}}
+}
+
+// validPrice checks that every price of p is a plausible USD per-token price.
 func validPrice(p Price) error {
-	for _, v := range []struct {
-		name string
-		v    float64
-	}{{"input", p.Input}, {"output", p.Output}, {"cache_read", p.CacheRead}, {"cache_write", p.CacheWrite}} {
+	for _, v := range p.fields() {
 		if math.IsNaN(v.v) || math.IsInf(v.v, 0) || v.v < 0 {
 			return fmt.Errorf("%s price %v must be a non-negative number (USD per token)", v.name, v.v)
 		}
-		if v.v > maxPerToken {
-			return fmt.Errorf("%s price %v USD per token is implausibly high: prices are per token, not per million tokens", v.name, v.v)
+		if v.v > MaxPerToken {
+			return fmt.Errorf("%s price %v USD per token is implausibly high (over USD %g per million tokens): prices are per token, not per million or per 1K tokens", v.name, v.v, MaxPerToken*1e6)
+		}
+	}
+	return nil
+}
+
+// checkPrice is validPrice plus a comparison with the built-in price of the
+// same model, which catches per-1K prices that are below MaxPerToken.
+func checkPrice(name string, p Price) error {
+	if err := validPrice(p); err != nil {
+		return err
+	}
+	b, ok := Builtin().Lookup(name)
+	if !ok {
+		return nil
+	}
+	for _, c := range []struct {
+		field      string
+		v, builtin float64
+	}{{"input", p.Input, b.Input}, {"output", p.Output, b.Output}} {
+		if c.builtin > 0 && c.v >= unitMistakeRatio*c.builtin {
+			return fmt.Errorf("%s price %v USD per token is %.0fx the built-in price of this model (%v): prices are per token, not per 1K tokens", c.field, c.v, c.v/c.builtin, c.builtin)
 		}
 	}
 	return nil

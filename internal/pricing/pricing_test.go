@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,8 +47,10 @@ func TestBuiltinLookupSpellings(t *testing.T) {
 		{"meta.llama3-1-8b-instruct-v1:0", 0.02, 0.05},
 		{"mistral-large-2411", 2, 6},
 		{"mistral-small-latest", 0.10, 0.30},
-		{"deepseek/deepseek-chat-v3-0324", 0.27, 1.10},
-		{"deepseek-reasoner", 0.55, 2.19},
+		{"deepseek-chat", 0.28, 0.42},
+		{"deepseek-reasoner", 0.28, 0.42},
+		{"deepseek/deepseek-v3.2-exp", 0.28, 0.42},
+		{"deepseek/deepseek-r1", 0.55, 2.19},
 		{"x-ai/grok-3-mini", 0.30, 0.50},
 		{"grok-4-0709", 3, 15},
 		{"openai/gpt-oss-20b:free", 0, 0},
@@ -140,13 +143,15 @@ func TestParseErrors(t *testing.T) {
 	cases := map[string]string{
 		"":           "no models",
 		"models: {}": "no models",
-		"modles: {a: {input: 1e-6, output: 1e-6}}":    "field modles not found",
-		"models: {a: {input: 1e-6}}":                  `model "a": input and output prices are required`,
-		"models: {a: {input: -1e-6, output: 1e-6}}":   "must be a non-negative number",
-		"models: {a: {input: 0.15, output: 0.6}}":     "not per million tokens",
-		"models: {a: {input: abc, output: 1e-6}}":     "not a valid pricing file",
-		"models: {a: {input: 1e-6, output: .nan}}":    "must be a non-negative number",
-		"models: [1, 2]":                              "not a valid pricing file",
+		"modles: {a: {input: 1e-6, output: 1e-6}}":                     "field modles not found",
+		"models: {a: {input: 1e-6}}":                                   `model "a": input and output prices are required`,
+		"models: {a: {input: -1e-6, output: 1e-6}}":                    "must be a non-negative number",
+		"models: {a: {input: 0.15, output: 0.6}}":                      "not per million or per 1K tokens",
+		"models: {a: {input: 1e-6, output: 1e-6, cache_write_1h: -1}}": "cache_write_1h price -1 must be a non-negative number",
+		"models: {a: {input: 1e-6, output: 1e-6, source: \"x\ty\"}}":   "source must be printable text",
+		"models: {a: {input: abc, output: 1e-6}}":                      "not a valid pricing file",
+		"models: {a: {input: 1e-6, output: .nan}}":                     "must be a non-negative number",
+		"models: [1, 2]": "not a valid pricing file",
 		"models: {a: {input: 1e-6, output: 1e-6, x}}": "not a valid pricing file",
 	}
 	for doc, want := range cases {
@@ -185,4 +190,132 @@ func TestPricerMemoIsBounded(t *testing.T) {
 		p.Lookup("junk-" + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + string(rune(i)))
 	}
 	assert.LessOrEqual(t, len(p.memo), maxMemo)
+}
+
+// Issue 16 item 9: the rows and spellings the built-in table got wrong.
+func TestBuiltinPricesOfIssue16(t *testing.T) {
+	p := NewPricer(nil)
+	cases := []struct {
+		model                     string
+		in, out, read, write, w1h float64 // per million; 0 = not listed
+	}{
+		// GPT-4 Turbo previews are turbo-priced, not gpt-4.
+		{"gpt-4-1106-preview", 10, 30, 0, 0, 0},
+		{"gpt-4-0125-preview", 10, 30, 0, 0, 0},
+		{"openai/gpt-4-turbo-preview", 10, 30, 0, 0, 0},
+		{"gpt-4-turbo-2024-04-09", 10, 30, 0, 0, 0},
+		{"gpt-4-0613", 30, 60, 0, 0, 0},
+		// The first gpt-4o snapshot and the ChatGPT model cost 2x gpt-4o.
+		{"gpt-4o-2024-05-13", 5, 15, 0, 0, 0},
+		{"openai/gpt-4o-2024-05-13", 5, 15, 0, 0, 0},
+		{"chatgpt-4o-latest", 5, 15, 0, 0, 0},
+		{"openai/chatgpt-4o-latest", 5, 15, 0, 0, 0},
+		{"gpt-4o-2024-08-06", 2.5, 10, 1.25, 0, 0},
+		// Anthropic: 1-hour cache writes at 2x input beside 5-minute ones.
+		{"claude-sonnet-4-5-20250929", 3, 15, 0.30, 3.75, 6},
+		{"anthropic/claude-opus-4.5", 5, 25, 0.50, 6.25, 10},
+		{"claude-3-haiku-20240307", 0.25, 1.25, 0.03, 0.30, 0.50},
+		// Bedrock: jp. and au. profiles are known; the geographic profiles
+		// of the 4.5 generation cost 10% more than global. ones.
+		{"jp.anthropic.claude-sonnet-4-5-20250929-v1:0", 3.3, 16.5, 0.33, 4.125, 6.6},
+		{"au.anthropic.claude-haiku-4-5-20251001-v1:0", 1.1, 5.5, 0.11, 1.375, 2.2},
+		{"us.anthropic.claude-sonnet-4-5-20250929-v1:0", 3.3, 16.5, 0.33, 4.125, 6.6},
+		{"eu.anthropic.claude-opus-4-5-20251101-v1:0", 5.5, 27.5, 0.55, 6.875, 11},
+		{"global.anthropic.claude-sonnet-4-5-20250929-v1:0", 3, 15, 0.30, 3.75, 6},
+		{"anthropic.claude-sonnet-4-5-20250929-v1:0", 3, 15, 0.30, 3.75, 6},
+		{"apac.anthropic.claude-sonnet-4-20250514-v1:0", 3, 15, 0.30, 3.75, 6},
+		{"jp.anthropic.claude-3-5-haiku-20241022-v1:0", 0.80, 4, 0.08, 1, 1.6},
+		// DeepSeek: V3.2 at one price for both API names.
+		{"deepseek-chat", 0.28, 0.42, 0.028, 0, 0},
+		{"deepseek-reasoner", 0.28, 0.42, 0.028, 0, 0},
+	}
+	for _, c := range cases {
+		got, ok := p.Lookup(c.model)
+		if !assert.True(t, ok, c.model) {
+			continue
+		}
+		assert.InDelta(t, perM(c.in), got.Input, 1e-15, c.model)
+		assert.InDelta(t, perM(c.out), got.Output, 1e-15, c.model)
+		assert.Equal(t, c.read != 0, got.HasCacheRead, c.model)
+		assert.InDelta(t, perM(c.read), got.CacheRead, 1e-15, c.model)
+		assert.Equal(t, c.write != 0, got.HasCacheWrite, c.model)
+		assert.InDelta(t, perM(c.write), got.CacheWrite, 1e-15, c.model)
+		assert.Equal(t, c.w1h != 0, got.HasCacheWrite1h, c.model)
+		assert.InDelta(t, perM(c.w1h), got.CacheWrite1h, 1e-15, c.model)
+		assert.Equal(t, "builtin@2025-11-30", got.Source, c.model)
+	}
+}
+
+// A Sonnet 4.5 call writing 10,000 tokens to the 1-hour cache costs $6/M for
+// them, not the 5-minute $3.75/M.
+func TestOneHourCacheWritesArePricedApart(t *testing.T) {
+	price, ok := NewPricer(nil).Lookup("claude-sonnet-4-5")
+	require.True(t, ok)
+	u := Usage{Input: 20000, Output: 1000, CachedInput: 5000, CacheWriteInput: 12000, CacheWrite1hInput: 10000}
+	in, out := price.Cost(u)
+	assert.InDelta(t, 3000*3e-6+5000*0.3e-6+2000*3.75e-6+10000*6e-6, in, 1e-12)
+	assert.InDelta(t, 1000*15e-6, out, 1e-12)
+
+	// Without a 1-hour price, 1-hour writes cost the cache-write price.
+	fiveMinOnly := Price{Input: 3e-6, Output: 15e-6, CacheWrite: 3.75e-6, HasCacheWrite: true}
+	in, _ = fiveMinOnly.Cost(u)
+	assert.InDelta(t, 3000*3e-6+5000*3e-6+12000*3.75e-6, in, 1e-12)
+
+	// A 1-hour count above the cache writes (inconsistent input) never
+	// prices a token twice.
+	in, _ = price.Cost(Usage{Input: 100, CacheWriteInput: 10, CacheWrite1hInput: 50})
+	assert.InDelta(t, 90*3e-6+10*6e-6, in, 1e-15)
+}
+
+// The sanity guard: per-1K prices typed as per-token are refused, with the
+// model named, whether they are above the per-token ceiling (dear models)
+// or far above the built-in price of the same model (cheap ones).
+func TestParseRefusesPerThousandPrices(t *testing.T) {
+	for doc, want := range map[string]string{
+		// gpt-4o at $2.50 / $10 per million = 0.0025 / 0.01 per 1K.
+		"models: {openai/gpt-4o: {input: 0.0025, output: 0.01}}": `model "openai/gpt-4o": input price 0.0025 USD per token is implausibly high`,
+		// gpt-4o-mini at $0.15 / $0.60 per million = 0.00015 / 0.0006 per 1K:
+		// under the ceiling, 1000x the built-in price.
+		"models: {gpt-4o-mini-2024-07-18: {input: 0.00015, output: 0.0006}}":  `model "gpt-4o-mini-2024-07-18": input price 0.00015 USD per token is 1000x the built-in price of this model`,
+		"models: {claude-3-haiku-20240307: {input: 2.5e-7, output: 0.00125}}": `output price 0.00125 USD per token is implausibly high`,
+		"models: {deepseek-chat: {input: 0.00028, output: 4.2e-7}}":           `input price 0.00028 USD per token is 1000x the built-in price`,
+	} {
+		_, err := Parse([]byte(doc))
+		if assert.Error(t, err, doc) {
+			assert.Contains(t, err.Error(), want, doc)
+			assert.Contains(t, err.Error(), "per 1K tokens", doc)
+		}
+	}
+	// The dearest real prices pass: o1-pro ($150 / $600 per million), and
+	// a user price a few times the built-in one (a host's markup).
+	_, err := Parse([]byte("models:\n  o1-pro: {input: 0.00015, output: 0.0006}\n  gpt-4o-mini: {input: 4.5e-7, output: 1.8e-6}\n"))
+	assert.NoError(t, err)
+}
+
+func TestPricesRecordTheirSource(t *testing.T) {
+	for _, r := range builtinRows {
+		assert.NotEmpty(t, r.source, "row %s says where its prices come from", r.slug)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "team-prices.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`
+models:
+  acme/ft-1: {input: 1e-6, output: 2e-6}
+  openai/gpt-4o: {input: 2e-6, output: 8e-6, source: openrouter@2026-12-01}
+`), 0o600))
+	mtime := time.Date(2026, 10, 3, 23, 30, 0, 0, time.UTC)
+	require.NoError(t, os.Chtimes(path, mtime, mtime))
+	user, err := LoadFile(path)
+	require.NoError(t, err)
+	p := NewPricer(user)
+	for model, want := range map[string]string{
+		"acme/ft-1":           "team-prices.yaml@2026-10-03",
+		"gpt-4o-2024-11-20":   "team-prices.yaml:openrouter@2026-12-01",
+		"claude-haiku-4-5":    "builtin@2025-11-30",
+		"openai/gpt-oss:free": FreeVariantSource,
+	} {
+		got, ok := p.Lookup(model)
+		require.True(t, ok, model)
+		assert.Equal(t, want, got.Source, model)
+	}
 }

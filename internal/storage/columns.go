@@ -45,6 +45,10 @@ var Columns = []Column{
 // NumKeyColumns is the number of leading primary-key columns in Columns.
 const NumKeyColumns = 3
 
+// ContentColumns are the columns retention clears (content_days). Once
+// cleared (spans.content_cleared), a replay never brings them back.
+var ContentColumns = []string{"prompt", "completion"}
+
 // ReceivedAtColumn is kept from the first insert: a changed replay does not
 // move a span's received time (and so its retention clock).
 const ReceivedAtColumn = "received_at_unix_nano"
@@ -100,17 +104,28 @@ var UsageDeltaColumns = []string{
 	"generations", "errors", "unknown_cost_generations",
 	"input_tokens", "output_tokens", "total_tokens",
 	"cached_input_tokens", "cache_write_input_tokens", "reasoning_tokens",
-	"input_cost_usd", "output_cost_usd", "total_cost_usd",
+	"input_cost_nano_usd", "output_cost_nano_usd", "total_cost_nano_usd",
 }
 
 // Values returns the counters of d in the order of UsageDeltaColumns.
-func (d *UsageDelta) Values() []any {
-	return []any{
-		d.Generations, d.Errors, d.UnknownCostGenerations,
-		d.InputTokens, d.OutputTokens, d.TotalTokens,
-		d.CachedInputTokens, d.CacheWriteInputTokens, d.ReasoningTokens,
-		d.InputCostUSD, d.OutputCostUSD, d.TotalCostUSD,
+func (d *UsageDelta) Values() []int64 {
+	out := make([]int64, 0, 12)
+	for _, c := range d.counters() {
+		out = append(out, *c)
 	}
+	return out
+}
+
+// SaturatingSum is the SQL (both dialects) of the counter col of table plus
+// the same counter of excluded, clamped to the int64 range: the sum of a
+// usage_daily row can then never fail (PostgreSQL 22003) nor turn into a
+// REAL (SQLite) however many spans it counts.
+func SaturatingSum(table, excluded, col string) string {
+	const maxInt, minInt = "9223372036854775807", "(-9223372036854775807 - 1)"
+	a, b := table+"."+col, excluded+"."+col
+	return "CASE WHEN " + b + " > 0 AND " + a + " > " + maxInt + " - " + b + " THEN " + maxInt +
+		" WHEN " + b + " < 0 AND " + a + " < " + minInt + " - " + b + " THEN " + minInt +
+		" ELSE " + a + " + " + b + " END"
 }
 
 // Migration is one versioned schema change.

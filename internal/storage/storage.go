@@ -71,21 +71,18 @@ type Key struct {
 // Key returns the primary key of s.
 func (s *Span) Key() Key { return Key{s.ProjectID, s.TraceID, s.SpanID} }
 
-// WriteResult counts what one write did. Inserted + Updated + Unchanged is
-// the number of distinct keys written; Rejected counts rows that could never
-// be written (their error is returned as permanent).
+// WriteResult counts what one write did. Inserted + Updated + Unchanged +
+// Expired is the number of distinct keys written; Rejected counts rows that
+// could never be written (their error is returned as permanent).
 type WriteResult struct {
 	Inserted  int
 	Updated   int
 	Unchanged int
-	Rejected  int
-}
-
-func (r *WriteResult) add(o WriteResult) {
-	r.Inserted += o.Inserted
-	r.Updated += o.Updated
-	r.Unchanged += o.Unchanged
-	r.Rejected += o.Rejected
+	// Expired counts replays of spans that retention already deleted: they
+	// are acknowledged but neither stored nor counted again (a tombstone
+	// remembers the key), so usage_daily stays exact.
+	Expired  int
+	Rejected int
 }
 
 // RetentionPolicy says what to remove. A zero duration keeps that data
@@ -103,6 +100,9 @@ type RetentionPolicy struct {
 type RetentionResult struct {
 	ContentCleared int64
 	SpansDeleted   int64
+	// Skipped is true when another collector sharing the database was
+	// running a pass already (PostgreSQL), so this one did nothing.
+	Skipped bool
 }
 
 // Store is a storage backend.
@@ -115,7 +115,9 @@ type Store interface {
 	// with an error for which IsPermanent is true.
 	WriteSpans(ctx context.Context, spans []Span) (WriteResult, error)
 	// ApplyRetention clears content and deletes spans per policy, in
-	// batches of policy.BatchSize rows per transaction.
+	// batches of policy.BatchSize rows per transaction. Deleted spans leave
+	// a tombstone of their key, so a later replay is not stored or counted
+	// again; cleared content is never restored by a replay.
 	ApplyRetention(ctx context.Context, policy RetentionPolicy) (RetentionResult, error)
 	// SchemaVersion is the highest applied migration.
 	SchemaVersion(ctx context.Context) (int, error)

@@ -62,8 +62,12 @@ func normalizeContent(kind contentKind, v pcommon.Value, defRole string, h *hint
 	s := valueText(v)
 	switch kind {
 	case ckNormalized:
+		// Already normalized by a collector before this one: kept as it is
+		// when it is an array of message objects.
 		if t := strings.TrimSpace(s); strings.HasPrefix(t, "[") && validJSON(t) {
-			return t
+			if v, ok := decodeJSON(t); ok && allObjects(v) {
+				return t
+			}
 		}
 	case ckOpenRouter:
 		if out, ok := openRouterContent(s, defRole, h); ok {
@@ -328,7 +332,7 @@ func convertMessage(m map[string]any, defRole string) []normMsg {
 				txt = str(pm["content"])
 			}
 			kept = append(kept, map[string]any{"type": "text", "text": txt})
-		case "reasoning", "thinking":
+		case "reasoning", "thinking", "reasoning_text", "summary_text":
 			r := str(pm["content"])
 			if r == "" {
 				r = str(pm["text"])
@@ -661,15 +665,22 @@ func assembleFlat(entries []flatEntry, role contentRole, kind contentKind, defRo
 			for _, k := range ks {
 				p := a.parts[k]
 				switch {
+				case reasoningPartTypes[strings.ToLower(p.typ)]:
+					// OpenInference message_content.type = reasoning: the
+					// chain of thought, not the answer.
+					m.Reasoning += p.text
 				case p.url != "":
 					parts = append(parts, map[string]any{"type": "image_url", "image_url": map[string]any{"url": p.url}})
 				default:
 					parts = append(parts, map[string]any{"type": "text", "text": p.text})
 				}
 			}
-			if len(parts) == 1 && isTextPart(parts[0]) {
+			switch {
+			case len(parts) == 0:
+				m.Content = nil
+			case len(parts) == 1 && isTextPart(parts[0]):
 				m.Content = parts[0].(map[string]any)["text"]
-			} else {
+			default:
 				m.Content = parts
 			}
 		} else if s, isStr := m.Content.(string); isStr && strings.HasPrefix(strings.TrimSpace(s), "[") {
@@ -698,6 +709,22 @@ func assembleFlat(entries []flatEntry, role contentRole, kind contentKind, defRo
 	}
 	return marshalMsgs(msgs)
 }
+
+func allObjects(v any) bool {
+	arr, ok := v.([]any)
+	if !ok {
+		return false
+	}
+	for _, e := range arr {
+		if _, ok := e.(map[string]any); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// reasoningPartTypes are the part types that carry the model's reasoning.
+var reasoningPartTypes = map[string]bool{"reasoning": true, "thinking": true, "reasoning_text": true, "summary_text": true}
 
 func allTypedParts(arr []any) bool {
 	if len(arr) == 0 {

@@ -76,6 +76,16 @@ type eventSources struct {
 // every content attribute of every event).
 func (p *mappingProcessor) mapEvents(st *spanState, events ptrace.SpanEventSlice, m *mapped) {
 	if p.cfg.DropContent {
+		if m.finish == "" && st.slots[fFinishReason].rank == 0 {
+			// The finish reason is not content: read it before the drop.
+			for i := 0; i < events.Len(); i++ {
+				if ev := events.At(i); ev.Name() == detailsEvent {
+					if v, ok := ev.Attributes().Get("gen_ai.output.messages"); ok {
+						m.finish = p.limitStr(st, outputFinishReason(v), "finish_reason")
+					}
+				}
+			}
+		}
 		if dropEventContent(events) {
 			st.hasContent = true
 		}

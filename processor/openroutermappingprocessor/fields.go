@@ -42,6 +42,9 @@ const (
 	fOutputText   // output tokens without reasoning
 	// JSON values whose members feed fields (see embeddedSpecs).
 	fProviderMetadata // Vercel ai.response.providerMetadata
+	fInvocationParams // OpenInference llm.invocation_parameters
+	// A point in time that gives the time to first token (minus the span's start).
+	fCompletionStart
 	nFields
 )
 
@@ -58,6 +61,7 @@ const (
 	rFinishReason // a string, a JSON array in a string, or an array
 	rVerdict      // a value matched against a verdict table (is_generation)
 	rJSON         // a JSON object kept as text for a later, rare parse
+	rTimestamp    // an RFC 3339 time (optionally JSON-quoted), as unix nanoseconds
 )
 
 type source struct {
@@ -95,6 +99,7 @@ var fieldSpecs = []fieldSpec{
 		"fallom.customer_id",
 		"user.id", // OpenRouter (request user), OpenInference
 		"traceloop.association.properties.user_id",
+		"llm.user", // OpenLLMetry: the request's end user
 		"ai.telemetry.metadata.userId",
 		"langfuse.user.id",
 		"metadata.user_api_key_end_user_id", // LiteLLM proxy
@@ -106,16 +111,19 @@ var fieldSpecs = []fieldSpec{
 		"fallom.model",
 		"gen_ai.response.model",
 		"ai.response.model",
+		"llm.response.model_name",         // OpenInference
 		"llm.model_name",                  // OpenInference
 		"langfuse.observation.model.name", // Langfuse
 		"gen_ai.request.model",
+		"llm.request.model_name",
 		"ai.model.id",
 	)},
 	{fRequestedModel, rString, keys(
 		"fallom.requested_model",
 		"gen_ai.request.model",
+		"llm.request.model_name", // OpenInference
 		"ai.model.id",
-	)},
+	)}, // then llm.invocation_parameters {"model": ...} (embeddedSpecs)
 	{fProvider, rString, keys(
 		"fallom.provider",
 		"trace.metadata.openrouter.provider_name", // OpenRouter: the serving provider
@@ -171,6 +179,7 @@ var fieldSpecs = []fieldSpec{
 		"fallom.cache_write_input_tokens",
 		"gen_ai.usage.input_tokens.cache_write",      // OpenRouter
 		"gen_ai.usage.cache_creation.input_tokens",   // semconv v1.40
+		"gen_ai.usage.cache_write.input_tokens",      // current instrumentations of Anthropic (issue 13)
 		"gen_ai.usage.cache_creation_input_tokens",   // older semconv, OpenLLMetry
 		"llm.token_count.prompt_details.cache_write", // OpenInference
 		"ai.usage.inputTokenDetails.cacheWriteTokens",
@@ -213,6 +222,7 @@ var fieldSpecs = []fieldSpec{
 		"gen_ai.response.finish_reason",  // OpenRouter: normalized (stop, tool_calls, length)
 		"gen_ai.response.finish_reasons", // semconv: array (OpenRouter: a JSON array in a string)
 		"ai.response.finishReason",       // Vercel AI SDK
+		"llm.finish_reason",              // OpenInference
 		"llm.response.finish_reason",
 		"trace.metadata.openrouter.finish_reason", // OpenRouter: the provider's native reason
 	)},
@@ -234,6 +244,11 @@ var fieldSpecs = []fieldSpec{
 		"llm.is_streaming",                              // OpenLLMetry, LiteLLM ("True"/"False")
 		"is_streaming",                                  // Fallom SDK native
 	)},
+	// Vercel AI SDK: the operation says whether the call streamed.
+	{fStreamed, rVerdict, []source{{key: "ai.operationId", verdict: verdicts{match: map[string]bool{
+		"ai.streamtext.dostream": true, "ai.streamobject.dostream": true, "ai.streamtext": true, "ai.streamobject": true,
+		"ai.generatetext.dogenerate": false, "ai.generateobject.dogenerate": false, "ai.generatetext": false, "ai.generateobject": false,
+	}, other: vNone}}}},
 	{fIsGeneration, rVerdict, []source{
 		{key: "fallom.is_generation", verdict: boolVerdicts},
 		// OpenRouter: the root has span.type=generation, its children
@@ -252,6 +267,7 @@ var fieldSpecs = []fieldSpec{
 		{key: "gen_ai.operation.name", verdict: verdicts{match: map[string]bool{
 			"chat": true, "text_completion": true, "generate_content": true, "embeddings": true, "completion": true,
 			"execute_tool": false, "invoke_agent": false, "create_agent": false, "invoke_workflow": false,
+			"retrieval": false, "plan": false,
 		}, other: vNone}},
 		{key: "llm.request.type", verdict: verdicts{match: map[string]bool{
 			"chat": true, "completion": true, "embedding": true, "rerank": false,
@@ -262,6 +278,8 @@ var fieldSpecs = []fieldSpec{
 	{fInputNoCache, rInt, keys("ai.usage.inputTokenDetails.noCacheTokens")}, // Vercel ai@6.0.119+
 	{fOutputText, rInt, keys("ai.usage.outputTokenDetails.textTokens")},
 	{fProviderMetadata, rJSON, keys("ai.response.providerMetadata")},
+	{fInvocationParams, rJSON, keys("llm.invocation_parameters")}, // OpenInference
+	{fCompletionStart, rTimestamp, keys("langfuse.observation.completion_start_time")},
 	{fUsageJSON, rJSON, keys("langfuse.observation.usage_details")},
 	{fCostJSON, rJSON, keys("langfuse.observation.cost_details")},
 	{fSource, rString, keys("fallom.source")},
@@ -275,7 +293,7 @@ type embeddedSpec struct {
 	from   field // an rJSON field
 	path   string
 	field  field
-	reader reader // rInt or rDouble
+	reader reader // rInt, rDouble or rString
 }
 
 var embeddedSpecs = []embeddedSpec{
@@ -297,6 +315,8 @@ var embeddedSpecs = []embeddedSpec{
 	{fProviderMetadata, "openrouter.usage.cost", fTotalCost, rDouble}, // what OpenRouter charged
 	{fProviderMetadata, "openrouter.usage.promptTokensDetails.cachedTokens", fCachedTokens, rInt},
 	{fProviderMetadata, "openrouter.usage.completionTokensDetails.reasoningTokens", fReasoningTokens, rInt},
+	// OpenInference: the request's parameters, including the model asked for.
+	{fInvocationParams, "model", fRequestedModel, rString},
 }
 
 // tokenCounting says what an emitter leaves out of its input and output
@@ -334,7 +354,7 @@ type tokenRule struct {
 
 var tokenRules = []tokenRule{
 	{
-		dialect: dVercelAI, version: "ai@6.0.119+, 7",
+		dialect: dVercelAI, version: "ai@6.0.119+ and ai@7",
 		markers: []string{
 			"ai.usage.inputTokenDetails.noCacheTokens", "ai.usage.inputTokenDetails.cacheReadTokens",
 			"ai.usage.inputTokenDetails.cacheWriteTokens", "ai.usage.outputTokenDetails.textTokens",
@@ -344,19 +364,19 @@ var tokenRules = []tokenRule{
 		source:   "vercel/ai packages/ai/src/types/usage.ts asLanguageModelUsage (inputTokens = inputTokens.total); details added to telemetry in #13129",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118 send the same keys: see the witness)",
+		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118 send the same keys: the witness tells)",
 		providers: []string{"anthropic.", "vertex.anthropic."},
 		counting:  inputOmitsCache,
 		source:    "@ai-sdk/anthropic@2.0.0 src/anthropic-messages-language-model.ts: inputTokens = usage.input_tokens, totalTokens = input_tokens + output_tokens",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5 (ai@6 with @ai-sdk/amazon-bedrock before 4.0.13 too)",
+		dialect: dVercelAI, version: "ai@3-5 (and ai@6 with @ai-sdk/amazon-bedrock < 4.0.13)",
 		providers: []string{"amazon-bedrock", "bedrock"},
 		counting:  inputOmitsCache,
 		source:    "@ai-sdk/amazon-bedrock@3.0.0 src/bedrock-chat-language-model.ts: inputTokens = usage.inputTokens (Converse counts the cache apart); fixed in 4.0.13 (e89fc99651)",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5",
+		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118: the witness tells)",
 		providers: []string{"google."},
 		counting:  outputOmitsReasoning,
 		source:    "@ai-sdk/google@2.0.0 src/google-generative-ai-language-model.ts: outputTokens = candidatesTokenCount (thoughts apart), totalTokens = totalTokenCount",
@@ -521,6 +541,11 @@ var dialectRules = []struct {
 	{"ai.", dVercelAI},
 	{"openinference.", dOpenInference},
 	{"llm.model_name", dOpenInference},
+	{"llm.request.model_name", dOpenInference},
+	{"llm.response.model_name", dOpenInference},
+	{"llm.finish_reason", dOpenInference},
+	{"llm.prompts.", dOpenInference},
+	{"llm.choices.", dOpenInference},
 	{"llm.token_count.", dOpenInference},
 	{"llm.input_messages.", dOpenInference},
 	{"llm.output_messages.", dOpenInference},
@@ -534,6 +559,7 @@ var dialectRules = []struct {
 	{"llm.request.type", dTraceloop},
 	{"llm.usage.", dTraceloop},
 	{"llm.is_streaming", dTraceloop},
+	{"llm.user", dTraceloop},
 	{"gen_ai.prompt.", dTraceloop},
 	{"gen_ai.completion.", dTraceloop},
 	{"gen_ai.", dOtelGenAI},
@@ -567,6 +593,7 @@ type prefixRule struct {
 	content *contentSpec
 	rank    uint8
 	dialect dialect
+	indexed bool // only keys that go on with a message index (gen_ai.prompt.0.role, not gen_ai.prompt.name)
 }
 
 // contentPrefixRule reports the content rule a key matches by prefix (the
@@ -629,7 +656,7 @@ func init() {
 		rank := ranks[cs.role]
 		ranks[cs.role]++
 		if strings.HasSuffix(cs.key, ".") {
-			prefixRules = append(prefixRules, prefixRule{prefix: cs.key, content: cs, rank: rank, dialect: dialectOfKey(cs.key)})
+			prefixRules = append(prefixRules, prefixRule{prefix: cs.key, content: cs, rank: rank, dialect: dialectOfKey(cs.key), indexed: cs.suffix == ""})
 			continue
 		}
 		r := get(cs.key)
@@ -648,7 +675,13 @@ func init() {
 	}
 	for _, dr := range dialectRules {
 		if strings.HasSuffix(dr.key, ".") {
-			prefixRules = append(prefixRules, prefixRule{prefix: dr.key, dialect: dr.d})
+			// A dialect prefix that is also a flattened-messages prefix
+			// marks only the indexed keys.
+			indexed := false
+			for _, cs := range contentSpecs {
+				indexed = indexed || cs.key == dr.key && cs.suffix == ""
+			}
+			prefixRules = append(prefixRules, prefixRule{prefix: dr.key, dialect: dr.d, indexed: indexed})
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package openroutermappingprocessor
 
 import (
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
 )
@@ -49,4 +51,56 @@ func TestTablesAreConsistent(t *testing.T) {
 	assert.Equal(t, dTraceloop, dialectOfKey("gen_ai.prompt.0.role"))
 	assert.Equal(t, dOtelGenAI, dialectOfKey("gen_ai.prompt"))
 	assert.Equal(t, dNone, dialectOfKey("http.method"))
+}
+
+// The README is the tables' documentation: every key of every table is
+// named in it (a newcomer who adds a row is told where it is missing), and
+// every token rule's source and provider.
+func TestReadmeNamesEveryKey(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	readme := string(b)
+	named := func(what, k string) {
+		assert.Contains(t, readme, "`"+k+"`", "%s %s is not in the README", what, k)
+	}
+	for _, fs := range fieldSpecs {
+		for _, s := range fs.keys {
+			named("key", s.key)
+		}
+	}
+	for _, cs := range contentSpecs {
+		k := cs.key
+		if strings.HasSuffix(k, ".") {
+			k += "N" + cs.suffix
+			if cs.suffix == "" {
+				k += ".*"
+			}
+		}
+		named("content key", k)
+	}
+	for _, es := range eventContentSpecs {
+		named("event", es.event)
+		named("event key", es.key)
+	}
+	for _, es := range embeddedSpecs {
+		named("embedded member", es.path)
+	}
+	for _, us := range usageShapes {
+		for _, m := range us.members {
+			named("usage member", m.path)
+		}
+	}
+	for _, tr := range tokenRules {
+		for _, p := range tr.providers {
+			named("provider prefix", p)
+		}
+		assert.Contains(t, readme, tr.version, "token rule version")
+	}
+	for _, dr := range dialectRules {
+		k := dr.key
+		if strings.HasSuffix(k, ".") {
+			k += "*"
+		}
+		named("dialect key", k)
+	}
 }

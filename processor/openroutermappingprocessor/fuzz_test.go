@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -41,7 +43,9 @@ func FuzzScanMatchesEncodingJSON(f *testing.F) {
 }
 
 // fuzzKeys are the keys the mapping knows, plus flattened and unknown ones.
-var fuzzKeys = func() []string {
+// (A function: package variables are initialized before init() builds
+// exactRules, so a variable would hold the extra keys only.)
+var fuzzKeys = sync.OnceValue(func() []string {
 	var ks []string
 	for k := range exactRules {
 		ks = append(ks, k)
@@ -51,8 +55,10 @@ var fuzzKeys = func() []string {
 		"llm.input_messages.0.message.role", "llm.input_messages.0.message.content", "llm.input_messages.1.message.contents.0.message_content.text",
 		"llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments", "llm.input_messages.x.message.role", "llm.input_messages.",
 		"gen_ai.prompt.0.role", "gen_ai.prompt.0.content", "gen_ai.completion.0.content", "gen_ai.completion.0.finish_reason",
-		"gen_ai.prompt.99999999999999999999.role", "gen_ai.prompt.3", "trace.metadata.openrouter.x", "ai.x", "langfuse.x", "", "f", "x")
-}()
+		"gen_ai.prompt.99999999999999999999.role", "gen_ai.prompt.3", "trace.metadata.openrouter.x", "ai.x", "langfuse.x", "", "f", "x",
+		"gen_ai.prompt.name", "llm.prompts.0.prompt.text", "llm.choices.0.completion.text", "retrieval.documents.0.document.content",
+		"llm.output_messages.0.message.contents.0.message_content.type", "llm.output_messages.0.message.contents.0.message_content.text")
+})
 
 // fuzzStrings are values that exercise the content and number readers.
 var fuzzStrings = []string{
@@ -63,6 +69,9 @@ var fuzzStrings = []string{
 	`{"input":10,"output":"x","total":-1}`, `["stop"]`, `[`, `{"messages":`, `[1,2,3]`, `{"choices":[{"message":{"role":"assistant","content":null}}]}`,
 	`{"system":"s","messages":[{"role":"user","content":[{"type":"image","image":"x"}]}]}`, "\xff\xfe", `"just a string"`, `{"role":"assistant"}`,
 	`[{"toolCallId":"t","toolName":"n","args":{"a":1}}]`, `null`, `gpt-4o-mini-2024-07-18`, `openai/gpt-4o`, `claude-3-5-haiku@20241022`,
+	"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", "5000000000000000000", "1e306", "reasoning", "anthropic.messages",
+	`{"anthropic":{"usage":{"input_tokens":5,"cache_read_input_tokens":9}},"openrouter":{"usage":{"cost":1e308}}}`,
+	`{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":99}}`, `"2026-11-26T11:00:00.5Z"`,
 }
 
 type fuzzReader struct{ b []byte }
@@ -126,6 +135,47 @@ func (r *fuzzReader) value(v pcommon.Value, depth int) {
 	}
 }
 
+// t0 is a plausible span start for seeds (Nov 2026, unix nanoseconds).
+const t0 = uint64(1795000000) * 1e9
+
+// fuzzSeed encodes one span with the given attributes in fuzzReader's
+// format, so that a known bad input is a seed of the corpus.
+func fuzzSeed(start uint64, attrs map[string]any) []byte {
+	b := []byte{0, 0} // one span, named fuzzStrings[0]
+	b = binary.LittleEndian.AppendUint64(b, start)
+	b = binary.LittleEndian.AppendUint64(b, start+1e9)
+	ks := make([]string, 0, len(attrs))
+	for k := range attrs {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	b = append(b, byte(len(ks)))
+	for _, k := range ks {
+		i := slices.Index(fuzzKeys(), k)
+		if i < 0 {
+			panic("fuzzSeed: " + k + " is not in fuzzKeys")
+		}
+		b = binary.LittleEndian.AppendUint16(b, uint16(i))
+		switch v := attrs[k].(type) {
+		case string:
+			if len(v) > 255 {
+				panic("fuzzSeed: string over 255 bytes")
+			}
+			b = append(b, 0, 200, byte(len(v)))
+			b = append(b, v...)
+		case int64:
+			b = append(b, 1)
+			b = binary.LittleEndian.AppendUint64(b, uint64(v))
+		case float64:
+			b = append(b, 2)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		default:
+			panic("fuzzSeed: unsupported value type")
+		}
+	}
+	return append(b, 1) // no event (1 % 4)
+}
+
 // FuzzProcessAttributes feeds random attribute maps (known keys with random
 // types and values) through every configuration: the processor must never
 // fail or panic, and what it writes must keep the exporter contract.
@@ -133,6 +183,24 @@ func FuzzProcessAttributes(f *testing.F) {
 	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte("span.type generation gen_ai.prompt {\"messages\":[]} 0123456789abcdef"))
 	f.Add([]byte{200, 10, 't', 'r', 'u', 'e', 0, 0, 17, 3, 5, 200, 3, 0xff, 0xfe, '"'})
+	// Issue 16.8: counts that overflow a sum, a TTFT of +Inf ms, costs whose
+	// sum is +Inf, invalid UTF-8 in content normalized by slicing.
+	f.Add(fuzzSeed(t0, map[string]any{
+		"gen_ai.usage.input_tokens": int64(5e18), "gen_ai.usage.output_tokens": int64(5e18),
+		"gen_ai.usage.total_tokens": int64(5e18), "gen_ai.usage.cache_read.input_tokens": int64(5e18),
+		"gen_ai.request.model": "gpt-4o", "gen_ai.operation.name": "chat",
+	}))
+	f.Add(fuzzSeed(t0, map[string]any{
+		"gen_ai.response.time_to_first_chunk": 1e306, "gen_ai.usage.input_cost": 1e308, "gen_ai.usage.output_cost": 1e308,
+		"span.type": "generation",
+	}))
+	f.Add(fuzzSeed(t0, map[string]any{
+		"span.type":            "generation",
+		"gen_ai.prompt":        "{\"messages\":[{\"role\":\"user\",\"content\":\"caf\xe9 \xff\"}]}",
+		"gen_ai.completion":    "{\"completion\":\"ok \xc3\",\"toolCalls\":[]}",
+		"fallom.prompt":        "[{\"role\":\"user\",\"content\":\"\xff\"}]",
+		"gen_ai.request.model": "gpt-\xff",
+	}))
 	configs := []*Config{
 		{MaxValueBytes: defaultMaxValueBytes},
 		{MaxValueBytes: minMaxValueBytes, DefaultProjectID: "p"},
@@ -154,13 +222,23 @@ func FuzzProcessAttributes(f *testing.F) {
 			span.SetEndTimestamp(pcommon.Timestamp(r.u64()))
 			attrs := span.Attributes()
 			for k := r.byte() % 24; k > 0; k-- {
-				key := fuzzKeys[int(binary.LittleEndian.Uint16([]byte{r.byte(), r.byte()}))%len(fuzzKeys)]
+				keys := fuzzKeys()
+				key := keys[int(binary.LittleEndian.Uint16([]byte{r.byte(), r.byte()}))%len(keys)]
 				r.value(attrs.PutEmpty(key), 0)
 			}
-			if r.byte()%4 == 0 {
+			switch r.byte() % 4 {
+			case 0:
 				ev := span.Events().AppendEmpty()
 				ev.SetName("gen_ai.choice")
 				r.value(ev.Attributes().PutEmpty("message"), 0)
+			case 2:
+				ev := span.Events().AppendEmpty()
+				ev.SetName(detailsEvent)
+				for _, k := range []string{"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "gen_ai.tool.call.arguments"} {
+					if r.byte()%2 == 0 {
+						r.value(ev.Attributes().PutEmpty(k), 0)
+					}
+				}
 			}
 		}
 		for i, p := range procs {
@@ -206,14 +284,19 @@ func checkContract(t *testing.T, cfg *Config, td ptrace.Traces) {
 			switch want {
 			case pcommon.ValueTypeStr:
 				s := v.Str()
-				if s == "" || !utf8.ValidString(s) && (col == fallomattr.Prompt || col == fallomattr.Completion) {
+				if s == "" || !utf8.ValidString(s) {
 					t.Fatalf("%s = %q", col, s)
 				}
-				if cfg.MaxValueBytes > 0 && len(s) > cfg.MaxValueBytes {
+				if col == fallomattr.SessionID || col == fallomattr.CustomerID {
+					// Ids have their own limit (DESIGN 2.3): 256 characters.
+					if utf8.RuneCountInString(s) > maxIDChars {
+						t.Fatalf("%s has %d characters", col, utf8.RuneCountInString(s))
+					}
+				} else if cfg.MaxValueBytes > 0 && len(s) > cfg.MaxValueBytes {
 					t.Fatalf("%s is %d bytes over max_value_bytes %d", col, len(s), cfg.MaxValueBytes)
 				}
 			case pcommon.ValueTypeInt:
-				if v.Int() < 0 {
+				if v.Int() < 0 || v.Int() > maxTokens {
 					t.Fatalf("%s = %d", col, v.Int())
 				}
 			case pcommon.ValueTypeDouble:
@@ -221,6 +304,29 @@ func checkContract(t *testing.T, cfg *Config, td ptrace.Traces) {
 					t.Fatalf("%s = %v", col, d)
 				}
 			}
+		}
+		// Inclusive counts: the parts fit in their wholes.
+		count := func(k string) (int64, bool) {
+			v, ok := attrs.Get(k)
+			return v.Int(), ok
+		}
+		in, hasIn := count(fallomattr.InputTokens)
+		out, hasOut := count(fallomattr.OutputTokens)
+		total, hasTotal := count(fallomattr.TotalTokens)
+		cached, hasCached := count(fallomattr.CachedInputTokens)
+		write, hasWrite := count(fallomattr.CacheWriteInputTokens)
+		reasoning, hasReasoning := count(fallomattr.ReasoningTokens)
+		// (A count at the cap stands for "too many": the relations may not
+		// hold between capped counts.)
+		capped := in == maxTokens || out == maxTokens || total == maxTokens
+		if hasIn && (hasCached || hasWrite) && cached+write > in && !capped {
+			t.Fatalf("cached %d + cache write %d > input %d", cached, write, in)
+		}
+		if hasOut && hasReasoning && reasoning > out {
+			t.Fatalf("reasoning %d > output %d", reasoning, out)
+		}
+		if hasIn && hasOut && hasTotal && total < in+out && !capped {
+			t.Fatalf("total %d < input %d + output %d", total, in, out)
 		}
 		for _, col := range []string{fallomattr.Prompt, fallomattr.Completion} {
 			v, ok := attrs.Get(col)
@@ -253,11 +359,16 @@ func checkContract(t *testing.T, cfg *Config, td ptrace.Traces) {
 		}
 		if cfg.DropContent {
 			for k := range attrs.All() {
-				if r, ok := exactRules[k]; ok && r.content != nil {
+				if isContentKey(k) {
 					t.Fatalf("content key %s kept with drop_content", k)
 				}
-				if strings.HasPrefix(k, "llm.input_messages.") && strings.HasSuffix(k, ".content") {
-					t.Fatalf("content key %s kept with drop_content", k)
+			}
+			events := spanAt(td, i).Events()
+			for e := 0; e < events.Len(); e++ {
+				for k := range events.At(e).Attributes().All() {
+					if isContentKey(k) || strings.HasPrefix(events.At(e).Name(), "gen_ai.") && isEventContentKey(k) {
+						t.Fatalf("content key %s kept on event %s with drop_content", k, events.At(e).Name())
+					}
 				}
 			}
 		}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/fallom/fallom-collector/internal/jsonenc"
 
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -46,6 +47,7 @@ type spanState struct {
 	hasContent bool
 	hasFallom  bool   // the span already carries fallom.* keys (re-processing)
 	markers    uint32 // tokenRules whose marker keys are present
+	start      int64  // the span's start, unix nanoseconds
 	flat       []flatEntry
 	remove     []removal         // content attributes: removed once stored, or by drop_content
 	used       [toOther + 1]bool // content roles that went into the stored prompt/completion
@@ -131,12 +133,13 @@ func readInto(sl *slot, t *target, v pcommon.Value) bool {
 	case rString:
 		s, ok = readString(v)
 	case rInt:
-		i, ok = attrvalue.Int(v)
+		i, ok = readCount(v)
 	case rDouble:
 		f, ok = attrvalue.Double(v)
 	case rSecondsToMs:
 		f, ok = attrvalue.Double(v)
 		f *= 1000
+		ok = ok && !math.IsInf(f, 0) // 1e306 s is no duration
 	case rBool:
 		b, ok = readBool(v)
 	case rFinishReason:
@@ -151,6 +154,8 @@ func readInto(sl *slot, t *target, v pcommon.Value) bool {
 	case rJSON:
 		s = valueText(v)
 		ok = s != ""
+	case rTimestamp:
+		i, ok = readTimestamp(v)
 	}
 	if ok {
 		sl.s, sl.i, sl.f, sl.b = s, i, f, b
@@ -185,13 +190,16 @@ func (st *spanState) applyPrefix(k string, v pcommon.Value, idx int) {
 		if !strings.HasPrefix(k, pr.prefix) {
 			continue
 		}
+		rest := k[len(pr.prefix):]
+		if pr.indexed && (rest == "" || rest[0] < '0' || rest[0] > '9') {
+			continue
+		}
 		if pr.dialect > st.dialect {
 			st.dialect = pr.dialect
 		}
 		if pr.content == nil {
 			continue
 		}
-		rest := k[len(pr.prefix):]
 		if pr.content.suffix != "" || !pr.content.role.stored() {
 			// Content with no column (document contents...): drop_content only.
 			if rest != "" && strings.HasSuffix(k, pr.content.suffix) {
@@ -243,6 +251,9 @@ type mapped struct {
 	provider, operation, finish        string
 	source                             string
 	adjustments                        []string // fallom.tokens_adjusted
+	costPartial                        string   // fallom.cost_partial: the part of a reported cost that is missing
+	cacheWrite1h                       int64    // part of the cache writes kept 1 hour (priced apart)
+	priceSource                        string   // the price table that computed the cost
 }
 
 const (
@@ -259,6 +270,7 @@ const (
 func (p *mappingProcessor) mapSpan(st *spanState, span ptrace.Span, scopeDialect dialect, now time.Time, counts *batchCounts) {
 	attrs := span.Attributes()
 	st.reset()
+	st.start = int64(span.StartTimestamp())
 	st.read(attrs)
 	if scopeDialect > st.dialect {
 		st.dialect = scopeDialect
@@ -302,6 +314,12 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 		}
 		return ""
 	}
+	for _, f := range embeddedSources {
+		if s[f].rank != 0 {
+			readEmbedded(st)
+			break
+		}
+	}
 	m.session = p.limitID(st, str(fSession), "session_id")
 	m.customer = p.limitID(st, str(fCustomer), "customer_id")
 	m.reqModel = p.limitStr(st, str(fRequestedModel), "requested_model")
@@ -310,10 +328,10 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 	m.operation = p.limitStr(st, str(fOperation), "operation")
 	m.finish = p.limitStr(st, str(fFinishReason), "finish_reason")
 
-	if s[fProviderMetadata].rank != 0 {
-		readEmbedded(st)
-	}
 	resolveTokens(st, m)
+	if s[fCacheWrite1h].rank != 0 {
+		m.cacheWrite1h = min(s[fCacheWrite1h].i, maxTokens) // priced apart (pricing.Usage)
+	}
 
 	if s[fInputCost].rank != 0 {
 		m.inCost, m.hasIn = s[fInputCost].f, true
@@ -327,12 +345,29 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 	if s[fCostJSON].rank != 0 {
 		langfuseCost(s[fCostJSON].s, m)
 	}
-	if !m.hasTotal && m.hasIn && m.hasOut {
+	switch {
+	case m.hasTotal:
+	case m.hasIn && m.hasOut:
 		m.totalCost, m.hasTotal = m.inCost+m.outCost, true
+	case m.hasIn || m.hasOut:
+		// A part alone: the total is the part, and the span says which part
+		// is missing, so a view that sums totals still counts the call.
+		m.totalCost, m.hasTotal = m.inCost+m.outCost, true
+		if m.hasIn {
+			m.costPartial = "output"
+		} else {
+			m.costPartial = "input"
+		}
 	}
+
+	// Reported values are finite each, but their sum may not be.
+	m.hasIn, m.hasOut, m.hasTotal = m.hasIn && finite(m.inCost), m.hasOut && finite(m.outCost), m.hasTotal && finite(m.totalCost)
 
 	if s[fTTFTms].rank != 0 {
 		m.ttft, m.hasTTFT = s[fTTFTms].f, true
+	} else if cs := &s[fCompletionStart]; cs.rank != 0 && st.start != 0 && cs.i >= st.start {
+		// Langfuse: the time of the first token, against the span's start.
+		m.ttft, m.hasTTFT = float64(cs.i-st.start)/1e6, true
 	}
 	if s[fStreamed].rank != 0 {
 		m.streamed, m.hasStreamed = s[fStreamed].b, true
@@ -364,7 +399,7 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 	}
 
 	if s[fSource].rank != 0 {
-		m.source = s[fSource].s
+		m.source = p.limitStr(st, s[fSource].s, "source")
 	} else {
 		m.source = dialectNames[st.dialect]
 	}
@@ -386,8 +421,10 @@ func (p *mappingProcessor) computeCost(m *mapped) {
 	in, out := price.Cost(pricing.Usage{
 		Input: m.tokens[tIn], Output: m.tokens[tOut],
 		CachedInput: m.tokens[tCached], CacheWriteInput: m.tokens[tCacheWrite],
+		CacheWrite1hInput: m.cacheWrite1h,
 	})
 	m.costSource = fallomattr.CostComputed
+	m.priceSource = price.Source
 	m.totalCost, m.hasTotal = in+out, true
 	if m.hasTokens[tIn] {
 		m.inCost, m.hasIn = in, true
@@ -452,9 +489,10 @@ func removeContent(attrs pcommon.Map, st *spanState, drop bool) {
 	i, next := 0, 0
 	attrs.RemoveIf(func(string, pcommon.Value) bool {
 		hit := false
-		if next < len(st.remove) && st.remove[next].idx == i {
-			hit = drop || st.used[st.remove[next].role]
-			next++
+		for ; next < len(st.remove) && st.remove[next].idx <= i; next++ {
+			if st.remove[next].idx == i {
+				hit = hit || drop || st.used[st.remove[next].role]
+			}
 		}
 		i++
 		return hit
@@ -463,7 +501,7 @@ func removeContent(attrs pcommon.Map, st *spanState, drop bool) {
 
 // maxWrites bounds the attributes write adds (columns and flags), so the
 // attribute slice grows once instead of several times.
-const maxWrites = 26
+const maxWrites = 27
 
 func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	attrs.EnsureCapacity(attrs.Len() + maxWrites)
@@ -485,6 +523,12 @@ func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	putDouble(attrs, st, fallomattr.OutputCostUSD, m.outCost, m.hasOut)
 	putDouble(attrs, st, fallomattr.TotalCostUSD, m.totalCost, m.hasTotal)
 	putStr(attrs, st, fallomattr.CostSource, m.costSource)
+	switch {
+	case m.priceSource != "":
+		attrs.PutStr(fallomattr.PriceSource, m.priceSource)
+	case m.costSource != fallomattr.CostComputed && st.hasFallom:
+		attrs.Remove(fallomattr.PriceSource) // kept only beside a computed cost
+	}
 	putStr(attrs, st, fallomattr.FinishReason, m.finish)
 	putDouble(attrs, st, fallomattr.TimeToFirstTokenMs, m.ttft, m.hasTTFT)
 	if m.hasStreamed {
@@ -506,6 +550,9 @@ func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 		}
 	}
 	putStr(attrs, st, fallomattr.Source, m.source)
+	if m.costPartial != "" {
+		attrs.PutEmptySlice(fallomattr.FlagCostPartial).AppendEmpty().SetStr(m.costPartial)
+	}
 	if len(m.adjustments) > 0 {
 		sl := attrs.PutEmptySlice(fallomattr.FlagTokensAdjusted)
 		sl.EnsureCapacity(len(m.adjustments))
@@ -534,22 +581,25 @@ func putStr(attrs pcommon.Map, st *spanState, k, v string) {
 }
 
 func putDouble(attrs pcommon.Map, st *spanState, k string, v float64, ok bool) {
-	if ok {
+	if ok && finite(v) {
 		attrs.PutDouble(k, v)
 	} else if st.hasFallom {
 		attrs.Remove(k)
 	}
 }
 
+func finite(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }
+
 // maxIDChars is DESIGN's limit for session and customer ids.
 const maxIDChars = 256
 
 func (p *mappingProcessor) limitID(st *spanState, s, name string) string {
-	if utf8.RuneCountInString(s) <= maxIDChars && utf8.ValidString(s) {
-		return s
+	if len(s) <= maxIDChars && utf8.ValidString(s) {
+		return s // the common case: short ASCII
 	}
+	cut := false
 	if utf8.RuneCountInString(s) > maxIDChars {
-		st.truncated = append(st.truncated, name)
+		cut = true
 		n := 0
 		for i := range s {
 			if n == maxIDChars {
@@ -559,11 +609,16 @@ func (p *mappingProcessor) limitID(st *spanState, s, name string) string {
 			n++
 		}
 	}
-	return strings.ToValidUTF8(s, "\ufffd")
+	s = validUTF8(s)
+	if cut {
+		st.truncated = append(st.truncated, name)
+	}
+	return s
 }
 
 // limitStr caps a short canonical string at max_value_bytes.
 func (p *mappingProcessor) limitStr(st *spanState, s, name string) string {
+	s = validUTF8(s)
 	limit := p.cfg.MaxValueBytes
 	if limit <= 0 || len(s) <= limit {
 		return s
@@ -577,6 +632,9 @@ func (p *mappingProcessor) limitStr(st *spanState, s, name string) string {
 // message holding the beginning of the normalized text, marked truncated:
 // the column stays a valid messages array.
 func (p *mappingProcessor) limitContent(st *spanState, s, name, role string) string {
+	// Content normalized by slicing the sent text keeps its bytes; invalid
+	// UTF-8 there would make a protobuf exporter downstream refuse the batch.
+	s = validUTF8(s)
 	limit := p.cfg.MaxValueBytes
 	if limit <= 0 || len(s) <= limit {
 		return s
@@ -595,6 +653,15 @@ func (p *mappingProcessor) limitContent(st *spanState, s, name, role string) str
 		}
 		n -= len(b) - limit // escapes only grow the text: shrink by the excess
 	}
+}
+
+// validUTF8 replaces each run of bytes that are not UTF-8 with U+FFFD (inside
+// a JSON string that keeps the JSON valid).
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\ufffd")
 }
 
 // cutUTF8 returns the longest prefix of s of at most n bytes that does not

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
@@ -127,4 +128,24 @@ func readVerdict(v pcommon.Value, vt *verdicts) int8 {
 		return 0
 	}
 	return -1
+}
+
+// readTimestamp reads an RFC 3339 time, as the Langfuse SDKs send it (a
+// JSON-encoded string, so possibly in quotes), as unix nanoseconds.
+func readTimestamp(v pcommon.Value) (int64, bool) {
+	if v.Type() != pcommon.ValueTypeStr {
+		return 0, false
+	}
+	s := strings.TrimSpace(v.Str())
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, false
+	}
+	if y := t.Year(); y < 1970 || y > 2200 {
+		return 0, false
+	}
+	return t.UnixNano(), true
 }

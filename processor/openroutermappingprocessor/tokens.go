@@ -2,6 +2,8 @@ package openroutermappingprocessor // import "github.com/fallom/fallom-collector
 
 import (
 	"encoding/json"
+	"math"
+	"slices"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -19,9 +21,23 @@ const (
 	adjTotalExceedsParts       = "total_exceeds_parts"
 )
 
-// maxTokens caps every count: 2^40 (about 10^12) is more than any call
-// uses, and sums of capped counts cannot overflow an int64.
-const maxTokens = 1 << 40
+// maxTokens caps every count read and written: 2^40 (about 1.1e12) is more
+// than any call uses (storage.MaxTokenCount, above which the exporter does
+// not believe a count), and sums of a few capped counts cannot overflow an
+// int64 (two counts of 5e18 wrapped a total to a negative number).
+const maxTokens = int64(1) << 40
+
+// readCount reads a token count (attrvalue.Int), capped at maxTokens; a
+// whole double too large for attrvalue is capped as well.
+func readCount(v pcommon.Value) (int64, bool) {
+	if v.Type() == pcommon.ValueTypeDouble {
+		if f := v.Double(); f >= float64(maxTokens) && !math.IsInf(f, 0) {
+			return maxTokens, true
+		}
+	}
+	i, ok := attrvalue.Int(v)
+	return min(i, maxTokens), ok
+}
 
 // readEmbedded fills the fields that embeddedSpecs read from inside JSON
 // attribute values, where the attributes left them empty. Only spans that
@@ -50,11 +66,18 @@ func readEmbedded(st *spanState) {
 		if !ok {
 			continue
 		}
-		n, isNum := v.(json.Number)
-		if !isNum {
+		var val pcommon.Value
+		switch x := v.(type) {
+		case json.Number:
+			val = pcommon.NewValueStr(x.String())
+		case string:
+			if es.reader != rString {
+				continue
+			}
+			val = pcommon.NewValueStr(x)
+		default:
 			continue
 		}
-		val := pcommon.NewValueStr(n.String())
 		t := target{field: es.field, reader: es.reader}
 		if readInto(dst, &t, val) {
 			dst.rank = lowestRank
@@ -79,9 +102,18 @@ func jsonPath(root map[string]any, path string) (any, bool) {
 	return cur, true
 }
 
+// embeddedSources are the JSON fields embeddedSpecs read from.
+var embeddedSources = func() (out []field) {
+	for _, es := range embeddedSpecs {
+		if !slices.Contains(out, es.from) {
+			out = append(out, es.from)
+		}
+	}
+	return out
+}()
+
 // tokenCountingOf looks the span up in tokenRules.
 func tokenCountingOf(st *spanState, provider string) tokenCounting {
-	provider = strings.ToLower(provider)
 	for i := range tokenRules {
 		tr := &tokenRules[i]
 		if tr.dialect != st.dialect {
@@ -98,9 +130,11 @@ func tokenCountingOf(st *spanState, provider string) tokenCounting {
 	return countsInclusive
 }
 
+// hasAnyPrefix matches case-insensitively (without allocating a lower-cased
+// copy on every span).
 func hasAnyPrefix(s string, prefixes []string) bool {
 	for _, p := range prefixes {
-		if strings.HasPrefix(s, p) {
+		if len(s) >= len(p) && strings.EqualFold(s[:len(p)], p) {
 			return true
 		}
 	}
@@ -124,18 +158,16 @@ func resolveTokens(st *spanState, m *mapped) {
 	if s[fUsageJSON].rank != 0 {
 		langfuseUsage(s[fUsageJSON].s, m)
 	}
-	// Counts of a span this processor already mapped are inclusive.
-	if s[fInputTokens].rank == 1 || s[fOutputTokens].rank == 1 {
-		if !has[tTotal] && has[tIn] && has[tOut] {
-			t[tTotal], has[tTotal] = t[tIn]+t[tOut], true
-		}
-		return
-	}
-
 	cache := t[tCached] + t[tCacheWrite] // 0 where absent
-	counting := tokenCountingOf(st, m.provider)
+	// Counts of a span this processor already mapped are inclusive: only
+	// the guard applies to them.
+	canonical := s[fInputTokens].rank == 1 || s[fOutputTokens].rank == 1
+	counting := countsInclusive
+	if !canonical {
+		counting = tokenCountingOf(st, m.provider)
+	}
 	// Witnesses: the span itself says which count its input and output are.
-	if nc := &s[fInputNoCache]; nc.rank != 0 && has[tIn] && cache > 0 {
+	if nc := &s[fInputNoCache]; !canonical && nc.rank != 0 && has[tIn] && cache > 0 {
 		switch t[tIn] {
 		case nc.i:
 			counting |= inputOmitsCache
@@ -143,7 +175,7 @@ func resolveTokens(st *spanState, m *mapped) {
 			counting &^= inputOmitsCache
 		}
 	}
-	if tx := &s[fOutputText]; tx.rank != 0 && has[tOut] && t[tReasoning] > 0 {
+	if tx := &s[fOutputText]; !canonical && tx.rank != 0 && has[tOut] && t[tReasoning] > 0 {
 		switch t[tOut] {
 		case tx.i:
 			counting |= outputOmitsReasoning
@@ -181,6 +213,12 @@ func resolveTokens(st *spanState, m *mapped) {
 			m.adjust(adjReasoningExceededOutput)
 		}
 	}
+	defer func() {
+		// Stored counts never exceed the cap, however the parts added up.
+		for i := range t {
+			t[i] = min(t[i], maxTokens)
+		}
+	}()
 	if !has[tIn] || !has[tOut] {
 		return
 	}
@@ -227,10 +265,4 @@ func (m *mapped) adjusted(reasons ...string) bool {
 		}
 	}
 	return false
-}
-
-// wholeCount reads a JSON count (Langfuse usage details) as a capped int.
-func wholeCount(f float64) (int64, bool) {
-	n, ok := attrvalue.WholeFloat(f)
-	return min(n, maxTokens), ok
 }

@@ -49,21 +49,35 @@ func startDefault(t *testing.T, project string) *instance {
 func startInstance(t *testing.T, project string, args []string) *instance {
 	t.Helper()
 	dir := t.TempDir()
-	keysFile := filepath.Join(dir, "keys.yaml")
-	key := collectortest.CreateKey(t, keysFile, project, "e2e")
+	key := collectortest.CreateKey(t, filepath.Join(dir, "keys.yaml"), project, "e2e")
+	return startIn(t, dir, key, args)
+}
+
+// startDefaultIn starts the default config on the keys file and database in
+// dir (again, for a restart), with env added (e.g. FALLOM_PRICING_FILE).
+func startDefaultIn(t *testing.T, dir, key string, env ...string) *instance {
+	t.Helper()
+	return startIn(t, dir, key, []string{}, env...)
+}
+
+// startIn runs the binary with args on the keys file and database in dir,
+// on free ports, with env added.
+func startIn(t *testing.T, dir, key string, args []string, env ...string) *instance {
+	t.Helper()
 	ep := collectortest.NewEndpoints(t)
 	dbPath := filepath.Join(dir, "fallom.db")
 	col := collectortest.Start(t, collectortest.Options{
 		Args: args,
 		Dir:  dir,
-		Env: []string{
-			"FALLOM_KEYS_FILE=" + keysFile,
+		Env: append([]string{
+			"FALLOM_KEYS_FILE=" + filepath.Join(dir, "keys.yaml"),
 			"FALLOM_DB=" + dbPath,
 			"FALLOM_HTTP_ENDPOINT=" + ep.HTTP,
 			"FALLOM_GRPC_ENDPOINT=" + ep.GRPC,
 			fmt.Sprintf("FALLOM_HEALTH_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
+			fmt.Sprintf("FALLOM_CONSOLE_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 			fmt.Sprintf("FALLOM_METRICS_PORT=%d", collectortest.FreePort(t)),
-		},
+		}, env...),
 		WaitAddrs: []string{ep.HTTP, ep.GRPC},
 	})
 	return &instance{col: col, ep: ep, dbPath: dbPath, key: key}

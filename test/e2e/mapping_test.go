@@ -171,7 +171,7 @@ func TestMappingDropContentLeavesNoContent(t *testing.T) {
 
 	cfg, err := os.ReadFile(filepath.Join(collectortest.RepoRoot(t), "config", "config.yaml"))
 	require.NoError(t, err)
-	text := strings.Replace(string(cfg), "  openroutermapping: {}", "  openroutermapping:\n    drop_content: true", 1)
+	text := strings.Replace(string(cfg), "  openroutermapping:\n", "  openroutermapping:\n    drop_content: true\n", 1)
 	require.NotEqual(t, string(cfg), text, "the default config changed: adapt this test")
 	path := filepath.Join(t.TempDir(), "drop.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))

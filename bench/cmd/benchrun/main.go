@@ -50,12 +50,18 @@ func main() {
 	flag.IntVar(&o.Delivery.Customers, "customers", o.Delivery.Customers, "distinct customers")
 	flag.IntVar(&o.MemoryLimitMiB, "memory-limit-mib", o.MemoryLimitMiB, "memory_limiter limit_mib of every pipeline")
 	flag.IntVar(&o.MemorySpikeMiB, "memory-spike-mib", o.MemorySpikeMiB, "memory_limiter spike_limit_mib of every pipeline")
+	console := flag.String("console", strings.Join(o.Console.Backends, ","), "backends of the console section: sqlite,postgres (empty: skip it)")
+	flag.IntVar(&o.Console.Spans, "console-spans", o.Console.Spans, "spans stored for the console section")
+	flag.IntVar(&o.Console.Requests, "console-requests", o.Console.Requests, "measured requests per console route")
+	flag.DurationVar(&o.Console.LoadFor, "console-load-for", o.Console.LoadFor, "length of the concurrent page loads")
+	flag.StringVar(&o.Console.KeepDir, "console-keep", o.Console.KeepDir, "keep the console section's SQLite file in this directory and reuse it")
 	flag.StringVar(&o.JSONOut, "json", o.JSONOut, "results JSON path (empty: do not write)")
 	flag.StringVar(&o.MarkdownOut, "markdown", o.MarkdownOut, "BENCHMARKS.md path (empty: do not write)")
 	flag.StringVar(&o.WorkDir, "workdir", "", "scratch directory (default: a temp dir, removed)")
 	flag.Parse()
 
 	o.Pipelines = list(*pipelines)
+	o.Console.Backends = list(*console)
 	o.OverloadPipelines = list(*overload)
 	if o.RampLevels, err = parseInts(*ramp); err != nil || len(o.RampLevels) == 0 {
 		fmt.Fprintln(os.Stderr, "benchrun: -ramp:", err)

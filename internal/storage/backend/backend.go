@@ -9,7 +9,6 @@ package backend // import "github.com/fallom/fallom-collector/internal/storage/b
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -23,10 +22,11 @@ import (
 	"github.com/fallom/fallom-collector/internal/storage/sqlite"
 )
 
-// postgresConnectTimeout bounds how long Acquire waits for an unreachable
-// PostgreSQL server, so the collector's start is not held for the OS connect
-// timeout; the backend keeps trying afterwards.
-const postgresConnectTimeout = 15 * time.Second
+// openWait bounds how long Acquire waits for a database to become ready
+// (an unreachable PostgreSQL server, a long migration), so the collector's
+// start is not held for the OS connect timeout or a backfill; the backend
+// keeps at it in the background afterwards.
+const openWait = 15 * time.Second
 
 // key identifies one database.
 type key struct {
@@ -200,38 +200,45 @@ func differences(have, want tuning) string {
 	return strings.Join(out, "; ")
 }
 
+// open opens the backend of cfg, waiting at most openWait for its first
+// migration attempt. A store returned with an error is usable but not ready
+// (PostgreSQL not reachable yet, a long migration still running): its
+// writes are answered retryably until it is, and the start goes on.
 func open(ctx context.Context, cfg Config, logger *zap.Logger) (storage.Store, error) {
 	desc := cfg.Describe()
+	octx, cancel := context.WithTimeout(ctx, openWait)
+	defer cancel()
+	var s storage.Store
+	var err error
 	switch cfg.Driver {
 	case DriverSQLite:
-		s, err := sqlite.Open(ctx, sqlite.Options{
-			Path: string(cfg.DSN), BusyTimeout: cfg.SQLite.BusyTimeout, Synchronous: cfg.SQLite.Synchronous,
+		var st *sqlite.Store
+		st, err = sqlite.Open(octx, sqlite.Options{
+			Path: string(cfg.DSN), BusyTimeout: cfg.SQLite.BusyTimeout, Synchronous: cfg.SQLite.Synchronous, Logger: logger,
 		})
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", desc, err)
+		if st != nil {
+			s = st
 		}
-		return s, nil
 	case DriverPostgres:
-		octx, cancel := context.WithTimeout(ctx, postgresConnectTimeout)
-		defer cancel()
-		s, err := postgres.Open(octx, postgres.Options{
+		var st *postgres.Store
+		st, err = postgres.Open(octx, postgres.Options{
 			DSN: storage.NormalizeDSN(string(cfg.DSN)), MaxConns: cfg.Postgres.MaxConns, MinConns: cfg.Postgres.MinConns,
-			MaxConnLifetime: cfg.Postgres.MaxConnLifetime, MaxConnIdleTime: cfg.Postgres.MaxConnIdleTime,
+			MaxConnLifetime: cfg.Postgres.MaxConnLifetime, MaxConnIdleTime: cfg.Postgres.MaxConnIdleTime, Logger: logger,
 		})
-		switch {
-		case s == nil || errors.Is(err, storage.ErrSchemaTooNew):
-			if s != nil {
-				s.Close()
-			}
-			return nil, fmt.Errorf("open %s: %w", desc, err)
-		case err != nil:
-			// The server may come later (containers starting together):
-			// the store is usable; its writes fail retryably until the
-			// server is there and the schema is in.
-			logger.Warn("PostgreSQL is not reachable yet; writes will retry until it is",
-				zap.String("storage", desc), zap.Error(err))
+		if st != nil {
+			s = st
 		}
-		return s, nil
+	default:
+		return nil, fmt.Errorf("storage: unknown driver %q", cfg.Driver)
 	}
-	return nil, fmt.Errorf("storage: unknown driver %q", cfg.Driver)
+	switch {
+	case s == nil:
+		return nil, fmt.Errorf("open %s: %w", desc, err)
+	case err != nil:
+		// The database may come later (containers starting together), or
+		// a migration is still running: the store keeps at it.
+		logger.Warn("storage is not reachable yet or its schema is not ready; writes are answered 503 (retryable) until it is",
+			zap.String("storage", desc), zap.Error(err))
+	}
+	return s, nil
 }

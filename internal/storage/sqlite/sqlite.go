@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -15,8 +16,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
 	sqlitedriver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -42,14 +45,24 @@ type Options struct {
 	// commit durable against power loss; NORMAL only against a crash of the
 	// process (the WAL is not fsynced on every commit).
 	Synchronous string
+	// Logger reports schema migrations (what failed, when they are ready).
+	Logger *zap.Logger
 	// MigrateTo stops migrations at this version (0 = all). Tests use it to
-	// build a database of an older schema.
+	// build a database of an older schema; such a store does not write.
 	MigrateTo int
+	// Migrations replaces the embedded migrations (tests: a migration that
+	// fails or blocks).
+	Migrations []storage.Migration
 }
 
 // rowsPerStatement bounds a multi-row statement under SQLite's limit of
 // 32766 bound variables (37 columns per span row).
 const rowsPerStatement = 500
+
+// maxGroupSpans bounds the spans of one group commit: larger groups gain
+// nothing (the fsync is amortized long before) and hold the write lock
+// longer.
+const maxGroupSpans = 5000
 
 // pageCacheKiB is the page cache of the writer connection.
 const pageCacheKiB = 16 << 10
@@ -62,31 +75,32 @@ type Store struct {
 	db   *sql.DB
 	path string
 
+	migrations []storage.Migration
+	want       int // schema version this store writes
+	migrator   *storage.Migrator
+
 	// inserts, upserts, lookups and usages hold the prepared multi-row
 	// statements of the chunk sizes (inserts of new spans, span upserts,
 	// key lookups, usage_daily upserts): parsing a statement of hundreds of
 	// placeholders for every write cost about a tenth of the write's CPU.
-	// Prepared at open, on the store's only connection, read-only
-	// afterwards.
+	// Prepared on the store's only connection once the schema is ready,
+	// read-only afterwards (stmtsReady).
 	inserts, upserts, lookups, usages map[int]*sql.Stmt
+	version                           *sql.Stmt
+	stmtsMu                           sync.Mutex
+	stmtsReady                        atomic.Bool
 
-	// Group commit: concurrent WriteSpans calls queue in pending; whoever
-	// holds writeMu takes every pending write and commits them in one
-	// transaction (one fsync, one WAL append), so the single writer's
-	// batches grow with the load instead of each caller's small batch
-	// waiting for its own transaction.
-	pendingMu sync.Mutex
-	pending   []*pendingWrite
-	writeMu   sync.Mutex
-}
+	// group merges concurrent writes into one transaction (one fsync, one
+	// WAL append), each caller answered for its own spans.
+	group *storage.GroupCommitter
 
-// pendingWrite is one caller's WriteSpans waiting for a group commit. res,
-// err and done are written and read under Store.writeMu.
-type pendingWrite struct {
-	spans []storage.Span
-	res   storage.WriteResult
-	err   error
-	done  bool
+	// The read side (read.go): its own pool of query_only connections.
+	readDB *sql.DB
+	*storage.SQLReader
+
+	// transactions counts write transactions (tests: isolating bad rows
+	// must not cost a transaction per row).
+	transactions atomic.Int64
 }
 
 // chunkSizes are the row counts of the cached statements: a batch of n
@@ -107,7 +121,15 @@ func nextChunk(n int) int {
 
 var _ storage.Store = (*Store)(nil)
 
-// Open opens (creating when missing) and migrates the database.
+// Open opens (creating when missing) the database and migrates it in the
+// background (storage.Migrator: its own context, retried after a failure).
+// Open waits for the first migration attempt until ctx ends:
+//   - the schema is ready: (store, nil);
+//   - a migration the database refused, or a database migrated by a newer
+//     collector: (nil, error) (the collector fails to start, saying what);
+//   - still running (a long backfill) or the file locked by another
+//     process: (store, retryable error): writes are answered 503 until the
+//     schema is ready; the caller logs it and goes on.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Path == "" {
 		return nil, errors.New("sqlite: empty database path")
@@ -121,6 +143,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if sync != "FULL" && sync != "NORMAL" && sync != "EXTRA" {
 		return nil, fmt.Errorf("sqlite: synchronous must be FULL, NORMAL or EXTRA, got %q", opts.Synchronous)
+	}
+	migrations := opts.Migrations
+	if migrations == nil {
+		var err error
+		if migrations, err = Migrations(); err != nil {
+			return nil, err
+		}
 	}
 	if dir := filepath.Dir(opts.Path); dir != "" {
 		if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -165,96 +194,156 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	s := &Store{db: db, path: opts.Path,
+	want := len(migrations)
+	if opts.MigrateTo > 0 {
+		want = opts.MigrateTo
+	}
+	s := &Store{db: db, path: opts.Path, migrations: migrations, want: want,
 		inserts: map[int]*sql.Stmt{}, upserts: map[int]*sql.Stmt{}, lookups: map[int]*sql.Stmt{}, usages: map[int]*sql.Stmt{}}
-	if err := s.migrate(ctx, opts.MigrateTo); err != nil {
-		db.Close()
+	s.group = storage.NewGroupCommitter(1, maxGroupSpans, s.commit)
+	s.migrator = &storage.Migrator{
+		Describe: "sqlite " + opts.Path, Logger: opts.Logger, Want: want,
+		Apply: s.migrate, OnReady: s.prepare,
+	}
+	if s.readDB, s.SQLReader, err = openReader(opts.Path, opts.BusyTimeout); err != nil {
+		s.Close()
 		return nil, err
 	}
-	if opts.MigrateTo == 0 {
-		for _, n := range chunkSizes {
-			for _, p := range []struct {
-				cache map[int]*sql.Stmt
-				query string
-			}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)}} {
-				st, err := db.PrepareContext(ctx, p.query)
-				if err != nil {
-					s.Close()
-					return nil, classify(fmt.Errorf("sqlite: prepare statement: %w", err))
-				}
-				p.cache[n] = st
-			}
-		}
+	s.migrator.Start()
+	err = s.migrator.WaitFirst(ctx)
+	switch {
+	case err == nil:
+		return s, nil
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return s, fmt.Errorf("%w: migrations of %s still running (%v); writes are answered 503 until they finish",
+			storage.ErrSchemaNotReady, opts.Path, err)
+	case isBusy(err):
+		return s, fmt.Errorf("%w: %v; retrying in the background", storage.ErrSchemaNotReady, err)
 	}
-	return s, nil
+	s.Close()
+	return nil, fmt.Errorf("sqlite: %s: %w", opts.Path, err)
 }
 
 // DB exposes the connection for tests and tools that read the tables.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Close checkpoints the WAL into the main file and closes the database.
+// Close stops the migrations, checkpoints the WAL into the main file and
+// closes the database.
 func (s *Store) Close() error {
+	s.migrator.Stop()
+	s.stmtsMu.Lock()
 	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages} {
 		for _, st := range cache {
 			st.Close()
 		}
 	}
+	if s.readDB != nil {
+		_ = s.readDB.Close()
+	}
+	if s.version != nil {
+		s.version.Close()
+	}
+	s.stmtsMu.Unlock()
 	_, _ = s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 	return s.db.Close()
 }
 
-func (s *Store) migrate(ctx context.Context, target int) error {
-	migrations, err := Migrations()
-	if err != nil {
-		return err
+// prepare prepares the cached statements once the schema is ready.
+func (s *Store) prepare(ctx context.Context) error {
+	s.stmtsMu.Lock()
+	defer s.stmtsMu.Unlock()
+	if s.stmtsReady.Load() || s.want != len(s.migrations) {
+		return nil
 	}
+	for _, n := range chunkSizes {
+		for _, p := range []struct {
+			cache map[int]*sql.Stmt
+			query string
+		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)}} {
+			st, err := s.db.PrepareContext(ctx, p.query)
+			if err != nil {
+				return fmt.Errorf("sqlite: prepare statement: %w", err)
+			}
+			p.cache[n] = st
+		}
+	}
+	st, err := s.db.PrepareContext(ctx, versionSQL)
+	if err != nil {
+		return fmt.Errorf("sqlite: prepare statement: %w", err)
+	}
+	s.version = st
+	s.stmtsReady.Store(true)
+	return nil
+}
+
+const versionSQL = "SELECT coalesce(max(version), 0) FROM schema_migrations"
+
+// migrate applies the pending migrations, each in its own IMMEDIATE
+// transaction (which holds the file's write lock, so another process
+// migrating the same file waits and then finds them applied).
+func (s *Store) migrate(ctx context.Context) (int, error) {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY,
 		name TEXT NOT NULL,
 		applied_at_unix_nano INTEGER NOT NULL)`); err != nil {
-		return classify(fmt.Errorf("sqlite: create schema_migrations in %s: %w", s.path, err))
+		return 0, fmt.Errorf("sqlite: create schema_migrations in %s: %w", s.path, err)
 	}
 	current, err := s.SchemaVersion(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if current > len(migrations) {
-		return fmt.Errorf("%w: %s is at schema version %d, this collector knows up to %d; upgrade the collector",
-			storage.ErrSchemaTooNew, s.path, current, len(migrations))
+	if current > len(s.migrations) {
+		return current, fmt.Errorf("%w: %s is at schema version %d, this collector knows up to %d; upgrade the collector",
+			storage.ErrSchemaTooNew, s.path, current, len(s.migrations))
 	}
-	for _, m := range migrations {
-		if m.Version <= current || (target > 0 && m.Version > target) {
+	for _, m := range s.migrations {
+		if m.Version <= current || m.Version > s.want {
 			continue
 		}
 		if err := s.apply(ctx, m); err != nil {
-			return err
+			return current, err
 		}
+		current = m.Version
 	}
-	return nil
+	return current, nil
 }
 
 func (s *Store) apply(ctx context.Context, m storage.Migration) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return classify(err)
+		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
 	// Another process may have applied it while we waited for the lock.
 	var done int
 	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.Version).Scan(&done); err != nil {
-		return classify(err)
+		return err
 	}
 	if done > 0 {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-		return fmt.Errorf("sqlite: migration %d (%s): %w", m.Version, m.Name, err)
+		if isBusy(err) {
+			return err
+		}
+		return &storage.MigrationError{Version: m.Version, Name: m.Name, Err: err}
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at_unix_nano) VALUES (?, ?, ?)",
 		m.Version, m.Name, time.Now().UnixNano()); err != nil {
-		return classify(err)
+		return err
 	}
-	return classify(tx.Commit())
+	return tx.Commit()
+}
+
+func isBusy(err error) bool {
+	var se *sqlitedriver.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+	}
+	return false
 }
 
 // SchemaVersion returns the highest applied migration (0 for an empty file).
@@ -267,134 +356,54 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 }
 
 // WriteSpans implements storage.Store. Concurrent calls are committed
-// together (group commit, see Store); each returns once the transaction
-// holding its spans has committed or failed, with its own counts.
+// together (group commit); each returns once the transaction holding its
+// spans has committed or failed, with its own counts and its own rejected
+// spans.
 func (s *Store) WriteSpans(ctx context.Context, spans []storage.Span) (storage.WriteResult, error) {
 	if len(spans) == 0 {
 		return storage.WriteResult{}, nil
 	}
-	w := &pendingWrite{spans: spans}
-	s.pendingMu.Lock()
-	s.pending = append(s.pending, w)
-	s.pendingMu.Unlock()
-
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if !w.done { // no earlier leader took it: lead a group with everything pending
-		s.pendingMu.Lock()
-		group := s.pending
-		s.pending = nil
-		s.pendingMu.Unlock()
-		s.writeGroup(ctx, group)
+	if err := s.writable(); err != nil {
+		return storage.WriteResult{}, err
 	}
-	return w.res, w.err
+	return s.group.Write(ctx, spans)
 }
 
-// writeGroup commits the spans of every write of group in one transaction.
-// When that fails permanently nothing was committed, and each write is
-// retried on its own (bisecting), so only the caller that sent a row the
-// database can never hold gets the permanent error.
-func (s *Store) writeGroup(ctx context.Context, group []*pendingWrite) {
-	defer func() {
-		for _, w := range group {
-			w.done = true
-		}
-	}()
-	if len(group) == 1 {
-		w := group[0]
-		w.res, w.err = storage.WriteIsolating(ctx, w.spans, s.writeOnce)
-		return
+// writable fails (retryably) until the schema this store writes is in.
+func (s *Store) writable() error {
+	if err := s.migrator.Ready(); err != nil {
+		return err
 	}
-	n := 0
-	for _, w := range group {
-		n += len(w.spans)
+	if !s.stmtsReady.Load() {
+		return fmt.Errorf("%w: %s is opened at schema version %d of %d (a test store): it does not write",
+			storage.ErrSchemaNotReady, s.path, s.want, len(s.migrations))
 	}
-	all := make([]storage.Span, 0, n)
-	for _, w := range group {
-		all = append(all, w.spans...)
-	}
-	outcomes := make(map[storage.Key]storage.Outcome)
-	_, err := s.writeTx(ctx, all, outcomes)
-	switch {
-	case err == nil:
-		attributeOutcomes(group, outcomes)
-	case storage.IsPermanent(err):
-		for _, w := range group {
-			w.res, w.err = storage.WriteIsolating(ctx, w.spans, s.writeOnce)
-		}
-	default:
-		for _, w := range group {
-			w.err = err
-		}
-	}
+	return nil
 }
 
-// attributeOutcomes gives each write the counts of its own rows. A key sent
-// by several writes of the group is counted for the last of them (whose row
-// was stored, as storage.Dedupe keeps the last occurrence) and as unchanged
-// for the others, so the counts add up to what sequential writes report.
-func attributeOutcomes(group []*pendingWrite, outcomes map[storage.Key]storage.Outcome) {
-	claimed := make(map[storage.Key]struct{})
-	for i := len(group) - 1; i >= 0; i-- {
-		w := group[i]
-		var res storage.WriteResult
-		mine := make(map[storage.Key]struct{}, len(w.spans))
-		for j := range w.spans {
-			k := w.spans[j].Key()
-			if _, dup := mine[k]; dup {
-				continue
-			}
-			mine[k] = struct{}{}
-			if _, later := claimed[k]; later {
-				res.Unchanged++
-				continue
-			}
-			switch outcomes[k] {
-			case storage.OutcomeInserted:
-				res.Inserted++
-			case storage.OutcomeUpdated:
-				res.Updated++
-			default:
-				res.Unchanged++
-			}
-		}
-		for k := range mine {
-			claimed[k] = struct{}{}
-		}
-		w.res = res
-	}
+// commit writes one group (storage.CommitGroup: one transaction; when a
+// row is refused, once more isolating, so only the caller that sent it
+// gets the permanent error).
+func (s *Store) commit(ctx context.Context, group []*storage.Request) {
+	storage.CommitGroup(group, func(isolating bool) error { return s.writeTx(ctx, group, isolating) })
 }
 
-func (s *Store) writeOnce(ctx context.Context, spans []storage.Span) (storage.WriteResult, error) {
-	return s.writeTx(ctx, spans, nil)
-}
-
-func (s *Store) writeTx(ctx context.Context, spans []storage.Span, outcomes map[storage.Key]storage.Outcome) (storage.WriteResult, error) {
+func (s *Store) writeTx(ctx context.Context, group []*storage.Request, isolating bool) error {
+	s.transactions.Add(1)
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return storage.WriteResult{}, classify(err)
+		return classify(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	res, err := storage.WriteBatchOutcomes(ctx, &sqliteTx{tx: tx, store: s}, spans, outcomes)
-	if err != nil {
-		return storage.WriteResult{}, classify(err)
+	if err := storage.WriteGroup(ctx, &sqliteTx{tx: tx, store: s}, group, isolating); err != nil {
+		return classify(err)
 	}
-	if err := tx.Commit(); err != nil {
-		return storage.WriteResult{}, classify(err)
-	}
-	return res, nil
+	return classify(tx.Commit())
 }
 
 type sqliteTx struct {
 	tx    *sql.Tx
-	store *Store // nil: no statement cache
-
-	// existing holds what LoadExisting found (nil before it ran). The
-	// transaction holds the database's write lock from BEGIN (IMMEDIATE),
-	// so no other writer can add a row between LoadExisting and Upsert:
-	// the keys it did not find are new, and Upsert inserts them with a
-	// plain INSERT (see insertSQL).
-	existing map[storage.Key]storage.UsageFields
+	store *Store // nil: no statement cache (tests writing an old schema)
 }
 
 // stmt returns the statement of rows rows, bound to the transaction: the
@@ -413,16 +422,56 @@ func upsertsOf(s *Store) map[int]*sql.Stmt { return s.upserts }
 func lookupsOf(s *Store) map[int]*sql.Stmt { return s.lookups }
 func usagesOf(s *Store) map[int]*sql.Stmt  { return s.usages }
 
+// CheckSchema implements storage.Tx. The transaction holds the file's
+// write lock (IMMEDIATE), so no migration can run between this check and
+// the commit.
+func (t *sqliteTx) CheckSchema(ctx context.Context) error {
+	var v int
+	var err error
+	if t.store != nil && t.store.version != nil {
+		err = t.tx.StmtContext(ctx, t.store.version).QueryRowContext(ctx).Scan(&v)
+	} else {
+		err = t.tx.QueryRowContext(ctx, versionSQL).Scan(&v)
+	}
+	if err != nil {
+		return classify(err)
+	}
+	want := len(migrationsOf(t.store))
+	if v != want {
+		if v < want && t.store != nil {
+			t.store.migrator.Behind()
+		}
+		return storage.SchemaMismatch(v, want)
+	}
+	return nil
+}
+
+func migrationsOf(s *Store) []storage.Migration {
+	if s == nil {
+		m, _ := Migrations()
+		return m
+	}
+	return s.migrations
+}
+
+// lookupSQL finds, among keys keys, the stored rows and the tombstones.
+// The keys are bound twice (plain ? placeholders: numbered ones reused in
+// both halves cost a linear name lookup per parameter when the statement
+// is bound).
 func lookupSQL(keys int) string {
-	return "SELECT project_id, trace_id, span_id, " + storage.UsageColumns +
-		" FROM spans WHERE (project_id, trace_id, span_id) IN (VALUES " + valuesList(keys, 3) + ")"
+	list := valuesList(keys, 3)
+	nulls := strings.TrimSuffix(strings.Repeat("NULL, ", strings.Count(storage.UsageColumns, ",")+1), ", ")
+	return "SELECT 0, project_id, trace_id, span_id, " + storage.UsageColumns +
+		" FROM spans WHERE (project_id, trace_id, span_id) IN (VALUES " + list + ")" +
+		" UNION ALL SELECT 1, project_id, trace_id, span_id, " + nulls +
+		" FROM span_tombstones WHERE (project_id, trace_id, span_id) IN (VALUES " + list + ")"
 }
 
 func usageSQL(rows int) string {
 	cols := storage.UsageDeltaColumns
 	set := make([]string, len(cols))
 	for i, c := range cols {
-		set[i] = c + " = " + c + " + excluded." + c
+		set[i] = c + " = " + storage.SaturatingSum("usage_daily", "excluded", c)
 	}
 	return "INSERT INTO usage_daily (project_id, day, model, customer_id, " + strings.Join(cols, ", ") +
 		") VALUES " + valuesList(rows, 4+len(cols)) +
@@ -433,9 +482,10 @@ func usageSQL(rows int) string {
 // aborts the whole transaction rather than the statement alone, so SQLite
 // keeps no statement journal (a copy of every page the statement changes,
 // to undo the statement alone), which was a third of the CPU of the
-// upsert; nothing is lost, as a failed write is rolled back and retried
-// anyway. Without ON CONFLICT ... RETURNING, SQLite also does not buffer
-// the statement's result rows.
+// upsert; nothing is lost, as a failed write is rolled back and written
+// again isolating (where rows go through upsertSQL under savepoints).
+// Without ON CONFLICT ... RETURNING, SQLite also does not buffer the
+// statement's result rows.
 func insertSQL(rows int) string {
 	return "INSERT OR ROLLBACK INTO spans (" + storage.ColumnNames() + ") VALUES " + valuesList(rows, len(storage.Columns))
 }
@@ -444,59 +494,67 @@ func upsertSQL(rows int) string {
 	return "INSERT INTO spans (" + storage.ColumnNames() + ") VALUES " + valuesList(rows, len(storage.Columns)) + upsertTail
 }
 
-func (t *sqliteTx) LoadExisting(ctx context.Context, keys []storage.Key) (map[storage.Key]storage.UsageFields, error) {
-	out := map[storage.Key]storage.UsageFields{}
-	args := make([]any, 0, 3*min(len(keys), rowsPerStatement))
-	for start := 0; start < len(keys); {
-		chunk := keys[start : start+nextChunk(len(keys)-start)]
+// LoadExisting implements storage.Tx: stored rows and tombstones among the
+// keys of rows. Content is not compared here: the transaction holds the
+// write lock, and the upsert leaves identical rows untouched by itself.
+func (t *sqliteTx) LoadExisting(ctx context.Context, spans []storage.Span) (map[storage.Key]storage.Existing, error) {
+	out := map[storage.Key]storage.Existing{}
+	args := make([]any, 0, 6*min(len(spans), rowsPerStatement))
+	for start := 0; start < len(spans); {
+		chunk := spans[start : start+nextChunk(len(spans)-start)]
 		start += len(chunk)
 		st, err := t.stmt(ctx, lookupsOf, len(chunk), lookupSQL)
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		args = args[:0]
-		for _, k := range chunk {
-			args = append(args, k.ProjectID, k.TraceID, k.SpanID)
+		for range 2 {
+			for i := range chunk {
+				args = append(args, chunk[i].ProjectID, chunk[i].TraceID, chunk[i].SpanID)
+			}
 		}
 		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		for rows.Next() {
-			k, f, err := scanUsage(rows)
+			k, e, err := scanExisting(rows)
 			if err != nil {
 				rows.Close()
-				return nil, err
+				return nil, classify(err)
 			}
-			out[k] = f
+			out[k] = e
 		}
 		if err := rows.Close(); err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 	}
-	t.existing = out
 	return out, nil
 }
 
-func scanUsage(rows *sql.Rows) (storage.Key, storage.UsageFields, error) {
+func scanExisting(rows *sql.Rows) (storage.Key, storage.Existing, error) {
 	var k storage.Key
-	var f storage.UsageFields
-	var model, customer sql.NullString
+	var e storage.Existing
+	var isGen sql.NullBool
+	var start sql.NullInt64
+	var model, customer, status sql.NullString
 	var tokens [6]sql.NullInt64
 	var costs [3]sql.NullFloat64
-	err := rows.Scan(&k.ProjectID, &k.TraceID, &k.SpanID, &f.IsGeneration, &f.StartTimeUnixNano, &model, &customer, &f.StatusCode,
+	err := rows.Scan(&e.Tombstoned, &k.ProjectID, &k.TraceID, &k.SpanID, &isGen, &start, &model, &customer, &status,
 		&tokens[0], &tokens[1], &tokens[2], &tokens[3], &tokens[4], &tokens[5], &costs[0], &costs[1], &costs[2])
 	if err != nil {
-		return k, f, err
+		return k, e, err
 	}
+	f := &e.Usage
+	f.IsGeneration, f.StartTimeUnixNano, f.StatusCode = isGen.Bool, start.Int64, status.String
 	f.Model, f.CustomerID = nullString(model), nullString(customer)
 	f.InputTokens, f.OutputTokens, f.TotalTokens = nullInt(tokens[0]), nullInt(tokens[1]), nullInt(tokens[2])
 	f.CachedInputTokens, f.CacheWriteInputTokens, f.ReasoningTokens = nullInt(tokens[3]), nullInt(tokens[4]), nullInt(tokens[5])
 	f.InputCostUSD, f.OutputCostUSD, f.TotalCostUSD = nullFloat(costs[0]), nullFloat(costs[1]), nullFloat(costs[2])
-	return k, f, nil
+	return k, e, nil
 }
 
 func nullString(v sql.NullString) *string {
@@ -522,14 +580,19 @@ func nullFloat(v sql.NullFloat64) *float64 {
 
 // upsertTail is the ON CONFLICT clause: update every column but the key and
 // the received time, and only when some value differs (IS NOT compares NULLs
-// as values), so an exact replay writes nothing and returns no row.
+// as values), so an exact replay writes nothing and returns no row. Content
+// that retention cleared stays cleared.
 var upsertTail = func() string {
 	cols := storage.UpdatableColumns()
 	set := make([]string, len(cols))
 	diff := make([]string, len(cols))
 	for i, c := range cols {
-		set[i] = c + " = excluded." + c
-		diff[i] = "spans." + c + " IS NOT excluded." + c
+		v := "excluded." + c
+		if slices.Contains(storage.ContentColumns, c) {
+			v = "CASE WHEN spans.content_cleared THEN NULL ELSE excluded." + c + " END"
+		}
+		set[i] = c + " = " + v
+		diff[i] = "spans." + c + " IS NOT " + v
 	}
 	return " ON CONFLICT (project_id, trace_id, span_id) DO UPDATE SET " + strings.Join(set, ", ") +
 		" WHERE " + strings.Join(diff, " OR ") + " RETURNING project_id, trace_id, span_id"
@@ -540,19 +603,22 @@ func valuesList(rows, cols int) string {
 	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
 }
 
-// Upsert inserts the spans that LoadExisting did not find with insertSQL
-// and upserts the others (a changed replay updates, an exact replay is
-// left alone). Without a prior LoadExisting every span goes through the
-// upsert.
-func (t *sqliteTx) Upsert(ctx context.Context, spans []storage.Span) ([]storage.Changed, error) {
-	if t.existing == nil {
-		return t.upsert(ctx, spans)
+// Upsert implements storage.Tx. On the fast path the rows LoadExisting did
+// not find are inserted with insertSQL (the transaction holds the write
+// lock, so they are new) and only the others go through the upsert (a
+// changed replay updates, an exact replay is left alone). Under a
+// savepoint every row goes through the upsert, whose failure undoes only
+// the statement.
+func (t *sqliteTx) Upsert(ctx context.Context, spans []storage.Span, existing map[storage.Key]storage.Existing, fast bool) ([]storage.Changed, error) {
+	if !fast {
+		changed, err := t.upsert(ctx, spans)
+		return changed, classify(err)
 	}
 	fresh, replayed := spans, []storage.Span(nil)
-	if len(t.existing) > 0 { // else (the usual case) all are new: no copies
+	if len(existing) > 0 { // else (the usual case) all are new: no copies
 		fresh = make([]storage.Span, 0, len(spans))
 		for i := range spans {
-			if _, ok := t.existing[spans[i].Key()]; ok {
+			if _, ok := existing[spans[i].Key()]; ok {
 				replayed = append(replayed, spans[i])
 			} else {
 				fresh = append(fresh, spans[i])
@@ -561,10 +627,10 @@ func (t *sqliteTx) Upsert(ctx context.Context, spans []storage.Span) ([]storage.
 	}
 	changed, err := t.upsert(ctx, replayed)
 	if err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	if err := t.insert(ctx, fresh); err != nil {
-		return nil, err
+		return nil, classify(err)
 	}
 	changed = slices.Grow(changed, len(fresh))
 	for i := range fresh {
@@ -631,6 +697,7 @@ func (t *sqliteTx) upsert(ctx context.Context, spans []storage.Span) ([]storage.
 	return changed, nil
 }
 
+// AddUsage implements storage.Tx.
 func (t *sqliteTx) AddUsage(ctx context.Context, deltas []storage.UsageDelta) error {
 	ncol := 4 + len(storage.UsageDeltaColumns)
 	args := make([]any, 0, ncol*min(len(deltas), rowsPerStatement))
@@ -639,70 +706,163 @@ func (t *sqliteTx) AddUsage(ctx context.Context, deltas []storage.UsageDelta) er
 		start += len(chunk)
 		st, err := t.stmt(ctx, usagesOf, len(chunk), usageSQL)
 		if err != nil {
-			return err
+			return classify(err)
 		}
 		args = args[:0]
 		for i := range chunk {
 			d := &chunk[i]
 			args = append(args, d.Key.ProjectID, d.Key.Day, d.Key.Model, d.Key.CustomerID)
-			args = append(args, d.Values()...)
+			for _, v := range d.Values() {
+				args = append(args, v)
+			}
 		}
 		if _, err := st.ExecContext(ctx, args...); err != nil {
-			return err
+			return classify(err)
 		}
 	}
 	return nil
 }
 
+// Savepoint implements storage.Tx.
+func (t *sqliteTx) Savepoint(ctx context.Context, name string) error {
+	_, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name)
+	return classify(err)
+}
+
+// RollbackTo implements storage.Tx.
+func (t *sqliteTx) RollbackTo(ctx context.Context, name string) error {
+	_, err := t.tx.ExecContext(ctx, "ROLLBACK TO "+name)
+	return classify(err)
+}
+
+// Release implements storage.Tx.
+func (t *sqliteTx) Release(ctx context.Context, name string) error {
+	_, err := t.tx.ExecContext(ctx, "RELEASE "+name)
+	return classify(err)
+}
+
+// Retention statements. The content pass walks spans_with_content (rows
+// that still hold content, by age), so a pass with nothing to do reads a
+// leaf of an empty index instead of every row cleared before.
+const (
+	contentBatchSQL = `SELECT rowid FROM spans INDEXED BY spans_with_content
+		WHERE received_at_unix_nano < ? AND (prompt IS NOT NULL OR completion IS NOT NULL) LIMIT ?`
+	clearContentSQL = `UPDATE spans SET prompt = NULL, completion = NULL, content_cleared = 1 WHERE rowid IN (` + contentBatchSQL + `)`
+	oldSpansSQL     = `SELECT rowid FROM spans INDEXED BY spans_received_at WHERE received_at_unix_nano < ? LIMIT ?`
+	tombstoneSQL    = `INSERT OR IGNORE INTO span_tombstones (project_id, trace_id, span_id, deleted_at_unix_nano)
+		SELECT project_id, trace_id, span_id, ? FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
+	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
+)
+
 // ApplyRetention implements storage.Store. Each batch is its own short
-// transaction, so writes interleave with a long retention pass.
+// transaction, so writes interleave with a long retention pass. Deleted
+// spans leave tombstones in the same transaction.
 func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (storage.RetentionResult, error) {
 	var res storage.RetentionResult
+	if err := s.writable(); err != nil {
+		return res, err
+	}
 	batch := p.BatchSize
 	if batch <= 0 {
 		batch = 1000
 	}
 	if p.ContentAfter > 0 {
 		cutoff := p.Now.Add(-p.ContentAfter).UnixNano()
-		n, err := s.inBatches(ctx, batch, `UPDATE spans SET prompt = NULL, completion = NULL WHERE rowid IN (
-			SELECT rowid FROM spans WHERE received_at_unix_nano < ? AND (prompt IS NOT NULL OR completion IS NOT NULL) LIMIT ?)`, cutoff)
-		res.ContentCleared += n
-		if err != nil {
-			return res, err
+		for {
+			var n int64
+			err := s.retentionTx(ctx, func(tx *sql.Tx) error {
+				r, err := tx.ExecContext(ctx, clearContentSQL, cutoff, batch)
+				if err == nil {
+					n, err = r.RowsAffected()
+				}
+				return err
+			})
+			if err != nil {
+				return res, err
+			}
+			res.ContentCleared += n
+			if n == 0 {
+				break
+			}
 		}
 	}
 	if p.SpansAfter > 0 {
 		cutoff := p.Now.Add(-p.SpansAfter).UnixNano()
-		n, err := s.inBatches(ctx, batch, `DELETE FROM spans WHERE rowid IN (
-			SELECT rowid FROM spans WHERE received_at_unix_nano < ? LIMIT ?)`, cutoff)
-		res.SpansDeleted += n
-		if err != nil {
-			return res, err
+		for {
+			var n int64
+			err := s.retentionTx(ctx, func(tx *sql.Tx) error {
+				var err error
+				n, err = deleteBatch(ctx, tx, cutoff, batch, p.Now.UnixNano())
+				return err
+			})
+			if err != nil {
+				return res, err
+			}
+			res.SpansDeleted += n
+			if n == 0 {
+				break
+			}
 		}
 	}
 	return res, nil
 }
 
-func (s *Store) inBatches(ctx context.Context, batch int, query string, cutoff int64) (int64, error) {
-	var total int64
-	for {
-		r, err := s.db.ExecContext(ctx, query, cutoff, batch)
-		if err != nil {
-			return total, classify(err)
-		}
-		n, _ := r.RowsAffected()
-		total += n
-		if n < int64(batch) {
-			return total, nil
-		}
+// deleteBatch deletes up to batch spans received before cutoff and leaves
+// a tombstone of each.
+func deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now int64) (int64, error) {
+	rows, err := tx.QueryContext(ctx, oldSpansSQL, cutoff, batch)
+	if err != nil {
+		return 0, err
 	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, tombstoneSQL, now, string(list)); err != nil {
+		return 0, err
+	}
+	r, err := tx.ExecContext(ctx, deleteSpansSQL, string(list))
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
+func (s *Store) retentionTx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if err := (&sqliteTx{tx: tx, store: s}).CheckSchema(ctx); err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		return classify(err)
+	}
+	return classify(tx.Commit())
 }
 
 // classify marks errors that retrying cannot fix as permanent. Busy,
 // locked, I/O, full disk and interrupted (timeout) stay plain: they may pass.
 func classify(err error) error {
-	if err == nil {
-		return nil
+	if err == nil || storage.IsPermanent(err) {
+		return err
 	}
 	var se *sqlitedriver.Error
 	if errors.As(err, &se) {

@@ -27,6 +27,7 @@ func open(t *testing.T, opts Options) *Store {
 }
 
 func backend() storagetest.Backend {
+	migrations, _ := Migrations()
 	return storagetest.Backend{
 		New: func(t *testing.T) (storage.Store, func() storage.Store) {
 			path := filepath.Join(t.TempDir(), "sub", "fallom.db")
@@ -45,7 +46,53 @@ func backend() storagetest.Backend {
 				t.Fatalf("%s: %v", query, err)
 			}
 		},
-		DayExpr: "date(start_time_unix_nano / 1000000000, 'unixepoch')",
+		EachRow: func(t *testing.T, s storage.Store, query string, dest []any, fn func()) {
+			t.Helper()
+			rows, err := s.(*Store).DB().Query(query)
+			if err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				if err := rows.Scan(dest...); err != nil {
+					t.Fatalf("%s: %v", query, err)
+				}
+				fn()
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		},
+		Exec: func(t *testing.T, s storage.Store, query string) {
+			t.Helper()
+			if _, err := s.(*Store).DB().Exec(query); err != nil {
+				t.Fatalf("%s: %v", query, err)
+			}
+		},
+		Transactions: func(s storage.Store) int64 { return s.(*Store).transactions.Load() },
+		RefusedByDatabase: func(t *testing.T, s storage.Store, project string, i int) storage.Span {
+			limitLength(t, s.(*Store), 64<<10)
+			sp := storagetest.Generation(project, i)
+			huge := strings.Repeat("x", 100<<10)
+			sp.Prompt = &huge
+			return sp
+		},
+		SchemaVersion: len(migrations),
+		DayExpr:       "date(start_time_unix_nano / 1000000000, 'unixepoch')",
+	}
+}
+
+// limitLength makes the store's only connection refuse values longer than
+// n bytes (SQLITE_TOOBIG), so a row can be refused by SQLite itself.
+func limitLength(t *testing.T, s *Store, n int) {
+	t.Helper()
+	conn, err := s.DB().Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := sqlitedriver.Limit(conn, sqlite3.SQLITE_LIMIT_LENGTH, n); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -72,7 +119,7 @@ func TestPragmas(t *testing.T) {
 }
 
 // A v1 database (spans and views, no usage_daily) holding data is upgraded
-// to v2 on open, and usage_daily is backfilled from the stored generations.
+// to the current schema on open, and usage_daily is backfilled from the stored generations.
 func TestUpgradeFromV1(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "v1.db")
 	ctx := context.Background()
@@ -91,7 +138,7 @@ func TestUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := (&sqliteTx{tx: tx}).Upsert(ctx, spans); err != nil {
+	if err := (&sqliteTx{tx: tx}).insert(ctx, spans); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -101,8 +148,8 @@ func TestUpgradeFromV1(t *testing.T) {
 
 	s := open(t, Options{Path: path})
 	defer s.Close()
-	if v, _ := s.SchemaVersion(ctx); v != 2 {
-		t.Fatalf("version after upgrade %d, want 2", v)
+	if v, _ := s.SchemaVersion(ctx); v != len(s.migrations) {
+		t.Fatalf("version after upgrade %d, want %d", v, len(s.migrations))
 	}
 	var gens, input int64
 	if err := s.DB().QueryRow("SELECT sum(generations), sum(input_tokens) FROM usage_daily").Scan(&gens, &input); err != nil {
@@ -181,14 +228,7 @@ func TestPermanentRowIsIsolated(t *testing.T) {
 	s := open(t, Options{Path: filepath.Join(t.TempDir(), "p.db")})
 	defer s.Close()
 	ctx := context.Background()
-	conn, err := s.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sqlitedriver.Limit(conn, sqlite3.SQLITE_LIMIT_LENGTH, 64<<10); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
+	limitLength(t, s, 64<<10)
 	spans := storagetest.Delivery("p", 10)
 	huge := strings.Repeat("x", 100<<10)
 	spans[7].Prompt = &huge
@@ -199,12 +239,42 @@ func TestPermanentRowIsIsolated(t *testing.T) {
 	if !strings.Contains(err.Error(), spans[7].SpanID) {
 		t.Fatalf("error does not name the bad span %s: %v", spans[7].SpanID, err)
 	}
+	var se *sqlitedriver.Error
+	if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_TOOBIG {
+		t.Fatalf("the SQLite error is not reachable from %v", err)
+	}
 	if res.Inserted != 19 || res.Rejected != 1 {
 		t.Fatalf("%+v, want 19 inserted and 1 rejected", res)
 	}
 	var n int
 	if err := s.DB().QueryRow("SELECT count(*) FROM spans").Scan(&n); err != nil || n != 19 {
 		t.Fatalf("%d rows stored, want 19", n)
+	}
+}
+
+// Issue 14 item 7: rows SQLite refuses are isolated per row under
+// savepoints inside one transaction: 100 refused rows among good ones cost
+// two transactions (the failed fast one and the isolating one), not 2n-1,
+// and the error stays small.
+func TestIsolatingCostsTwoTransactions(t *testing.T) {
+	s := open(t, Options{Path: filepath.Join(t.TempDir(), "p.db")})
+	defer s.Close()
+	limitLength(t, s, 64<<10)
+	spans := storagetest.Delivery("p", 400)
+	huge := strings.Repeat("x", 100<<10)
+	for i := 0; i < len(spans); i += 8 {
+		spans[i].Prompt = &huge
+	}
+	before := s.transactions.Load()
+	res, err := s.WriteSpans(context.Background(), spans)
+	if !storage.IsPermanent(err) || res.Rejected != 100 || res.Inserted != 700 {
+		t.Fatalf("%+v %v; want 700 inserted, 100 rejected", res, err)
+	}
+	if n := s.transactions.Load() - before; n != 2 {
+		t.Fatalf("%d transactions, want 2", n)
+	}
+	if len(err.Error()) > 4096 {
+		t.Fatalf("error of %d bytes", len(err.Error()))
 	}
 }
 
@@ -224,14 +294,12 @@ func TestGroupCommitCounts(t *testing.T) {
 	changedGen6.OutputTokens = ptr(int64(999))
 	changedGen0 := all[0]
 	changedGen0.OutputTokens = ptr(int64(777))
-	w1 := &pendingWrite{spans: all[:14]}                                         // 10 stored + gen5, child5, gen6, child6
-	w2 := &pendingWrite{spans: append([]storage.Span{changedGen6}, all[13:]...)} // gen6 (changed), child6 .. child9
-	w3 := &pendingWrite{spans: []storage.Span{changedGen0, all[1], changedGen0}} // gen0 changed (twice), child0
-	s.writeMu.Lock()
-	s.writeGroup(ctx, []*pendingWrite{w1, w2, w3})
-	s.writeMu.Unlock()
+	w1 := &storage.Request{Spans: all[:14]}                                         // 10 stored + gen5, child5, gen6, child6
+	w2 := &storage.Request{Spans: append([]storage.Span{changedGen6}, all[13:]...)} // gen6 (changed), child6 .. child9
+	w3 := &storage.Request{Spans: []storage.Span{changedGen0, all[1], changedGen0}} // gen0 changed (twice), child0
+	s.commit(ctx, []*storage.Request{w1, w2, w3})
 	for i, c := range []struct {
-		w    *pendingWrite
+		w    *storage.Request
 		want storage.WriteResult
 	}{
 		// w1: gen5, child5 new; gen6 and child6 are claimed by w2, gen0
@@ -240,8 +308,8 @@ func TestGroupCommitCounts(t *testing.T) {
 		{w2, storage.WriteResult{Inserted: 8}},
 		{w3, storage.WriteResult{Updated: 1, Unchanged: 1}},
 	} {
-		if !c.w.done || c.w.err != nil || c.w.res != c.want {
-			t.Errorf("write %d: done=%v err=%v %+v, want %+v", i+1, c.w.done, c.w.err, c.w.res, c.want)
+		if c.w.Err != nil || c.w.Result != c.want {
+			t.Errorf("write %d: err=%v %+v, want %+v", i+1, c.w.Err, c.w.Result, c.want)
 		}
 	}
 	var rows, gens, out, rollGens, rollOut int64
@@ -258,34 +326,26 @@ func TestGroupCommitCounts(t *testing.T) {
 	}
 }
 
-// When the group's transaction fails permanently, each caller's spans are
-// written on their own: only the caller that sent the row SQLite can never
-// hold gets the permanent error; the others' rows are committed.
+// When the group's transaction fails permanently, it is written again
+// isolating each caller: only the caller that sent the row SQLite can never
+// hold gets the permanent error; the others' rows are committed and they
+// are answered without error.
 func TestGroupCommitIsolatesPermanentErrors(t *testing.T) {
 	s := open(t, Options{Path: filepath.Join(t.TempDir(), "g.db")})
 	defer s.Close()
 	ctx := context.Background()
-	conn, err := s.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sqlitedriver.Limit(conn, sqlite3.SQLITE_LIMIT_LENGTH, 64<<10); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
-	good := &pendingWrite{spans: storagetest.Delivery("good", 3)}
+	limitLength(t, s, 64<<10)
+	good := &storage.Request{Spans: storagetest.Delivery("good", 3)}
 	badSpans := storagetest.Delivery("bad", 3)
 	huge := strings.Repeat("x", 100<<10)
 	badSpans[2].Prompt = &huge
-	bad := &pendingWrite{spans: badSpans}
-	s.writeMu.Lock()
-	s.writeGroup(ctx, []*pendingWrite{good, bad})
-	s.writeMu.Unlock()
-	if good.err != nil || good.res != (storage.WriteResult{Inserted: 6}) {
-		t.Fatalf("good write: %+v %v", good.res, good.err)
+	bad := &storage.Request{Spans: badSpans}
+	s.commit(ctx, []*storage.Request{good, bad})
+	if good.Err != nil || good.Result != (storage.WriteResult{Inserted: 6}) {
+		t.Fatalf("good write: %+v %v", good.Result, good.Err)
 	}
-	if !storage.IsPermanent(bad.err) || !strings.Contains(bad.err.Error(), badSpans[2].SpanID) || bad.res != (storage.WriteResult{Inserted: 5, Rejected: 1}) {
-		t.Fatalf("bad write: %+v %v; want 5 inserted, 1 rejected, a permanent error naming %s", bad.res, bad.err, badSpans[2].SpanID)
+	if !storage.IsPermanent(bad.Err) || !strings.Contains(bad.Err.Error(), badSpans[2].SpanID) || bad.Result != (storage.WriteResult{Inserted: 5, Rejected: 1}) {
+		t.Fatalf("bad write: %+v %v; want 5 inserted, 1 rejected, a permanent error naming %s", bad.Result, bad.Err, badSpans[2].SpanID)
 	}
 	var n int
 	if err := s.DB().QueryRow("SELECT count(*) FROM spans").Scan(&n); err != nil || n != 11 {

@@ -7,6 +7,7 @@ package storagetest // import "github.com/fallom/fallom-collector/internal/stora
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -23,6 +24,17 @@ type Backend struct {
 	New func(t *testing.T) (s storage.Store, reopen func() storage.Store)
 	// QueryRow runs a one-row query on the store's database and scans it.
 	QueryRow func(t *testing.T, s storage.Store, query string, dest ...any)
+	// EachRow runs query and calls fn after scanning each row into dest.
+	EachRow func(t *testing.T, s storage.Store, query string, dest []any, fn func())
+	// Exec runs a statement on the store's database.
+	Exec func(t *testing.T, s storage.Store, query string)
+	// Transactions counts the write transactions the store has begun.
+	Transactions func(s storage.Store) int64
+	// RefusedByDatabase returns a span that passes the checks in Go but
+	// that the database of s refuses (setting s up for it if needed).
+	RefusedByDatabase func(t *testing.T, s storage.Store, project string, i int) storage.Span
+	// SchemaVersion is the number of migrations of the backend.
+	SchemaVersion int
 	// DayExpr is the SQL text of the UTC day ('YYYY-MM-DD') of
 	// start_time_unix_nano, which differs between dialects.
 	DayExpr string
@@ -40,6 +52,15 @@ func Run(t *testing.T, b Backend) {
 	t.Run("NullsAndPlainSpans", func(t *testing.T) { testNullsAndPlainSpans(t, b) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, b) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, b) })
+	// Issue 14.
+	t.Run("ReplayAfterRetention", func(t *testing.T) { testReplayAfterRetention(t, b) })
+	t.Run("MoneyIsExact", func(t *testing.T) { testMoneyIsExact(t, b) })
+	t.Run("CountsAreCapped", func(t *testing.T) { testCountsAreCapped(t, b) })
+	t.Run("RollupSaturates", func(t *testing.T) { testRollupSaturates(t, b) })
+	t.Run("DeepNestingIsNeverRetried", func(t *testing.T) { testDeepNestingIsNeverRetried(t, b) })
+	t.Run("OverlongKeysRejectedInGo", func(t *testing.T) { testOverlongKeysRejectedInGo(t, b) })
+	t.Run("OlderCollectorStopsOnNewerSchema", func(t *testing.T) { testOlderCollectorStops(t, b) })
+	t.Run("GroupCommitPerRequestOutcomes", func(t *testing.T) { testGroupCommitPerRequest(t, b) })
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -94,15 +115,29 @@ func Delivery(project string, n int) []storage.Span {
 
 type totals struct {
 	rows, generations, inputTokens int64
-	cost                           float64
+	costNano                       int64
 }
 
+// spanTotals aggregates the stored spans; costs are summed in Go as
+// integer nano-USD of each span (storage.NanoUSD), as the rollup does.
 func spanTotals(t *testing.T, b Backend, s storage.Store) totals {
 	t.Helper()
 	var r totals
-	b.QueryRow(t, s, `SELECT count(*), count(*) FILTER (WHERE is_generation),
-		CAST(coalesce(sum(input_tokens), 0) AS BIGINT), CAST(coalesce(sum(total_cost_usd), 0) AS DOUBLE PRECISION) FROM spans`,
-		&r.rows, &r.generations, &r.inputTokens, &r.cost)
+	var isGen bool
+	var in *int64
+	var cost *float64
+	b.EachRow(t, s, "SELECT is_generation, input_tokens, total_cost_usd FROM spans", []any{&isGen, &in, &cost}, func() {
+		r.rows++
+		if isGen {
+			r.generations++
+		}
+		if in != nil {
+			r.inputTokens += *in
+		}
+		if cost != nil {
+			r.costNano += storage.NanoUSD(*cost)
+		}
+	})
 	return r
 }
 
@@ -110,48 +145,133 @@ func usageTotals(t *testing.T, b Backend, s storage.Store) totals {
 	t.Helper()
 	var r totals
 	b.QueryRow(t, s, `SELECT count(*), CAST(coalesce(sum(generations), 0) AS BIGINT),
-		CAST(coalesce(sum(input_tokens), 0) AS BIGINT), CAST(coalesce(sum(total_cost_usd), 0) AS DOUBLE PRECISION) FROM usage_daily`,
-		&r.rows, &r.generations, &r.inputTokens, &r.cost)
+		CAST(coalesce(sum(input_tokens), 0) AS BIGINT), CAST(coalesce(sum(total_cost_nano_usd), 0) AS BIGINT) FROM usage_daily`,
+		&r.rows, &r.generations, &r.inputTokens, &r.costNano)
 	return r
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
-// checkRollup asserts that usage_daily equals the aggregate of the stored
-// generation spans, per key and counter.
+// Rollup is usage_daily as a map, each row's twelve counters in the order
+// of storage.UsageDeltaColumns.
+type Rollup map[storage.UsageKey][12]int64
+
+// add adds the contribution of one generation span, computed here
+// independently of the storage package's own delta code.
+func (r Rollup) add(project string, start int64, model, customer *string, status string,
+	tokens [6]*int64, costs [3]*float64) {
+	k := storage.UsageKey{ProjectID: project, Day: storage.Day(start), Model: deref(model), CustomerID: deref(customer)}
+	c := r[k]
+	c[0]++
+	if status == "ERROR" {
+		c[1]++
+	}
+	if costs[2] == nil {
+		c[2]++
+	}
+	for i, v := range tokens {
+		c[3+i] += deref(v)
+	}
+	for i, v := range costs {
+		c[9+i] += storage.NanoUSD(deref(v))
+	}
+	r[k] = c
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// aggregate returns the rollup of the stored generation spans matching
+// where (SQL, "" for all).
+func aggregate(t *testing.T, b Backend, s storage.Store, where string) Rollup {
+	t.Helper()
+	r := Rollup{}
+	var project, status string
+	var start int64
+	var model, customer *string
+	var tokens [6]*int64
+	var costs [3]*float64
+	q := `SELECT project_id, start_time_unix_nano, model, customer_id, status_code,
+		input_tokens, output_tokens, total_tokens, cached_input_tokens, cache_write_input_tokens, reasoning_tokens,
+		input_cost_usd, output_cost_usd, total_cost_usd FROM spans WHERE is_generation`
+	if where != "" {
+		q += " AND (" + where + ")"
+	}
+	b.EachRow(t, s, q, []any{&project, &start, &model, &customer, &status,
+		&tokens[0], &tokens[1], &tokens[2], &tokens[3], &tokens[4], &tokens[5], &costs[0], &costs[1], &costs[2]}, func() {
+		r.add(project, start, model, customer, status, tokens, costs)
+	})
+	return r
+}
+
+func (r Rollup) plus(o Rollup) Rollup {
+	out := Rollup{}
+	for _, m := range []Rollup{r, o} {
+		for k, c := range m {
+			sum := out[k]
+			for i := range c {
+				sum[i] += c[i]
+			}
+			out[k] = sum
+		}
+	}
+	return out
+}
+
+// checkRollup asserts that usage_daily equals, exactly (integers, costs in
+// nano-USD), the aggregate of the stored generation spans; a row whose
+// generations were all removed holds zeros only.
 func checkRollup(t *testing.T, b Backend, s storage.Store) {
 	t.Helper()
-	var mismatches int64
-	b.QueryRow(t, s, `SELECT count(*) FROM (
-		SELECT project_id, CAST(day AS TEXT) AS day, model, customer_id, generations, errors, unknown_cost_generations,
-		       input_tokens, output_tokens, total_tokens, cached_input_tokens, cache_write_input_tokens, reasoning_tokens,
-		       round(CAST(total_cost_usd AS NUMERIC), 9) AS cost
-		FROM usage_daily WHERE generations <> 0
-		EXCEPT
-		SELECT project_id, CAST(day AS TEXT), model, customer_id, generations, errors, unknown_cost_generations,
-		       input_tokens, output_tokens, total_tokens, cached_input_tokens, cache_write_input_tokens, reasoning_tokens,
-		       round(CAST(cost AS NUMERIC), 9)
-		FROM (SELECT project_id,
-		             CAST(`+b.DayExpr+` AS TEXT) AS day,
-		             coalesce(model, '') AS model, coalesce(customer_id, '') AS customer_id,
-		             count(*) AS generations,
-		             count(*) FILTER (WHERE status_code = 'ERROR') AS errors,
-		             count(*) FILTER (WHERE total_cost_usd IS NULL) AS unknown_cost_generations,
-		             CAST(coalesce(sum(input_tokens), 0) AS BIGINT) AS input_tokens,
-		             CAST(coalesce(sum(output_tokens), 0) AS BIGINT) AS output_tokens,
-		             CAST(coalesce(sum(total_tokens), 0) AS BIGINT) AS total_tokens,
-		             CAST(coalesce(sum(cached_input_tokens), 0) AS BIGINT) AS cached_input_tokens,
-		             CAST(coalesce(sum(cache_write_input_tokens), 0) AS BIGINT) AS cache_write_input_tokens,
-		             CAST(coalesce(sum(reasoning_tokens), 0) AS BIGINT) AS reasoning_tokens,
-		             coalesce(sum(total_cost_usd), 0) AS cost
-		      FROM spans WHERE is_generation GROUP BY 1, 2, 3, 4) agg
-	) diff`, &mismatches)
-	var spanGroups, usageRows int64
-	b.QueryRow(t, s, `SELECT count(*) FROM (SELECT DISTINCT project_id, `+b.DayExpr+`, model, customer_id FROM spans WHERE is_generation) g`, &spanGroups)
-	b.QueryRow(t, s, `SELECT count(*) FROM usage_daily WHERE generations <> 0`, &usageRows)
-	if mismatches != 0 || spanGroups != usageRows {
-		t.Fatalf("usage_daily does not match the stored generations: %d differing rows, %d span groups vs %d usage rows",
-			mismatches, spanGroups, usageRows)
+	checkRollupPlus(t, b, s, nil)
+}
+
+// checkRollupPlus asserts usage_daily = the stored generations + removed
+// (what retention deleted), exactly.
+func checkRollupPlus(t *testing.T, b Backend, s storage.Store, removed Rollup) {
+	t.Helper()
+	want := aggregate(t, b, s, "").plus(removed)
+	var k storage.UsageKey
+	var c [12]int64
+	dest := []any{&k.ProjectID, &k.Day, &k.Model, &k.CustomerID}
+	for i := range c {
+		dest = append(dest, &c[i])
+	}
+	got := Rollup{}
+	b.EachRow(t, s, "SELECT project_id, CAST(day AS TEXT), model, customer_id, "+strings.Join(storage.UsageDeltaColumns, ", ")+
+		" FROM usage_daily", dest, func() { got[k] = c })
+	for key, counters := range got {
+		if _, ok := want[key]; !ok && counters != ([12]int64{}) {
+			t.Errorf("usage_daily %+v = %v, but no generation is stored or was removed there", key, counters)
+		}
+	}
+	for key, counters := range want {
+		if got[key] != counters {
+			t.Errorf("usage_daily %+v = %v, want %v (columns %v)", key, got[key], counters, storage.UsageDeltaColumns)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// WriteWhenReady writes spans, retrying for up to a minute while the store
+// answers that its schema is not ready yet (a migration in progress or
+// waiting for the database), as a sender retries 503s.
+func WriteWhenReady(t *testing.T, s storage.Store, spans []storage.Span) (storage.WriteResult, error) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		res, err := s.WriteSpans(context.Background(), spans)
+		if !errors.Is(err, storage.ErrSchemaNotReady) || time.Now().After(deadline) {
+			return res, err
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -168,15 +288,15 @@ func testMigratesFromEmpty(t *testing.T, b Backend) {
 	s, reopen := b.New(t)
 	ctx := context.Background()
 	v, err := s.SchemaVersion(ctx)
-	if err != nil || v != 2 {
-		t.Fatalf("SchemaVersion = %d, %v; want 2", v, err)
+	if err != nil || v != b.SchemaVersion {
+		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, b.SchemaVersion)
 	}
 	var n int64
 	b.QueryRow(t, s, "SELECT count(*) FROM schema_migrations", &n)
-	if n != 2 {
-		t.Fatalf("schema_migrations has %d rows, want 2", n)
+	if n != int64(b.SchemaVersion) {
+		t.Fatalf("schema_migrations has %d rows, want %d", n, b.SchemaVersion)
 	}
-	for _, table := range []string{"spans", "usage_daily", "sessions", "customers"} {
+	for _, table := range []string{"spans", "usage_daily", "sessions", "customers", "span_tombstones"} {
 		b.QueryRow(t, s, "SELECT count(*) FROM "+table, &n)
 		if n != 0 {
 			t.Fatalf("%s has %d rows in a new database", table, n)
@@ -189,8 +309,8 @@ func testMigratesFromEmpty(t *testing.T, b Backend) {
 	// Opening again applies nothing and keeps the data.
 	s = reopen()
 	b.QueryRow(t, s, "SELECT count(*) FROM schema_migrations", &n)
-	if n != 2 {
-		t.Fatalf("schema_migrations has %d rows after reopening, want 2", n)
+	if n != int64(b.SchemaVersion) {
+		t.Fatalf("schema_migrations has %d rows after reopening, want %d", n, b.SchemaVersion)
 	}
 	if got := spanTotals(t, b, s); got.rows != 4 {
 		t.Fatalf("%d spans after reopening, want 4", got.rows)
@@ -224,10 +344,10 @@ func testIdempotentReplay(t *testing.T, b Backend) {
 	}
 	gotSpans, gotUsage := spanTotals(t, b, s), usageTotals(t, b, s)
 	if gotSpans.rows != wantSpans.rows || gotSpans.generations != wantSpans.generations ||
-		gotSpans.inputTokens != wantSpans.inputTokens || !near(gotSpans.cost, wantSpans.cost) {
+		gotSpans.inputTokens != wantSpans.inputTokens || gotSpans.costNano != wantSpans.costNano {
 		t.Fatalf("spans changed by replays: %+v, want %+v", gotSpans, wantSpans)
 	}
-	if gotUsage.generations != wantUsage.generations || gotUsage.inputTokens != wantUsage.inputTokens || !near(gotUsage.cost, wantUsage.cost) {
+	if gotUsage != wantUsage {
 		t.Fatalf("usage_daily changed by replays: %+v, want %+v", gotUsage, wantUsage)
 	}
 	var receivedAfter int64
@@ -482,7 +602,7 @@ func testRetention(t *testing.T, b Backend) {
 	if rows != 8 || withContent != 4 || generations != 4 {
 		t.Fatalf("after retention: %d rows, %d with content, %d generations with tokens and cost; want 8, 4, 4", rows, withContent, generations)
 	}
-	if u := usageTotals(t, b, s); u.generations != usageBefore.generations || !near(u.cost, usageBefore.cost) {
+	if u := usageTotals(t, b, s); u != usageBefore {
 		t.Fatalf("retention changed usage_daily: %+v, want %+v", u, usageBefore)
 	}
 	// A second pass finds nothing.

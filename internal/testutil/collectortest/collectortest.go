@@ -205,11 +205,22 @@ func Run(t testing.TB, dir string, env []string, args ...string) (stdout, stderr
 	return out.String(), errb.String(), err
 }
 
-// CreateKey runs `fallomcol keys create` and returns the printed key.
+// CreateKey runs `fallomcol keys create` and returns the printed key (the
+// default scopes: ingest).
 func CreateKey(t testing.TB, keysFile, project, name string) string {
 	t.Helper()
-	out, errOut, err := Run(t, filepath.Dir(keysFile), nil,
-		"keys", "create", "--keys-file", keysFile, "--project", project, "--name", name)
+	return CreateKeyWithScopes(t, keysFile, project, name, "")
+}
+
+// CreateKeyWithScopes is CreateKey with --scopes (e.g. "ingest,read"; ""
+// for the default).
+func CreateKeyWithScopes(t testing.TB, keysFile, project, name, scopes string) string {
+	t.Helper()
+	args := []string{"keys", "create", "--keys-file", keysFile, "--project", project, "--name", name}
+	if scopes != "" {
+		args = append(args, "--scopes", scopes)
+	}
+	out, errOut, err := Run(t, filepath.Dir(keysFile), nil, args...)
 	if err != nil {
 		t.Fatalf("collectortest: keys create: %v\n%s", err, errOut)
 	}

@@ -1,0 +1,727 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ReadDialect is what differs between the backends' read SQL: the SQL text
+// is built here once (as the write algorithm is shared in write.go), with
+// each backend's placeholders and literals.
+type ReadDialect struct {
+	// Placeholder returns the n-th (1-based) parameter marker. Markers are
+	// numbered so one value can be used twice.
+	Placeholder func(n int) string
+	// True is the literal of a true boolean column value.
+	True string
+	// ILike is the case-insensitive LIKE operator.
+	ILike string
+}
+
+// Rows is the part of a result set the reads use (database/sql and pgx
+// rows, through a small adapter in each backend).
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Querier runs one read query.
+type Querier interface {
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+}
+
+// SQLReader implements Reader over a Querier in a ReadDialect. The
+// backends embed it in their Store.
+type SQLReader struct {
+	q Querier
+	d ReadDialect
+}
+
+var _ Reader = (*SQLReader)(nil)
+
+// NewSQLReader returns the reader of one backend.
+func NewSQLReader(q Querier, d ReadDialect) *SQLReader { return &SQLReader{q: q, d: d} }
+
+// query accumulates arguments while SQL text is built.
+type query struct {
+	d    *ReadDialect
+	args []any
+}
+
+func (q *query) arg(v any) string {
+	q.args = append(q.args, v)
+	return q.d.Placeholder(len(q.args))
+}
+
+// likePattern makes s a LIKE pattern matching any text containing s
+// (escape character backslash).
+func likePattern(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(s) + "%"
+}
+
+// genWhere returns the WHERE terms selecting the generations of f. withQ
+// false leaves the substring search out (the caller applies it).
+func (r *SQLReader) genWhere(q *query, f *Filter, withQ bool) []string {
+	w := []string{"project_id = " + q.arg(f.ProjectID), "is_generation = " + r.d.True}
+	if f.From != nil {
+		w = append(w, "start_time_unix_nano >= "+q.arg(*f.From))
+	}
+	if f.To != nil {
+		w = append(w, "start_time_unix_nano < "+q.arg(*f.To))
+	}
+	for _, c := range []struct{ col, v string }{
+		{"customer_id", f.CustomerID}, {"session_id", f.SessionID}, {"model", f.Model},
+		{"provider", f.Provider}, {"status_code", f.StatusCode},
+	} {
+		if c.v != "" {
+			w = append(w, c.col+" = "+q.arg(c.v))
+		}
+	}
+	if withQ && f.Q != "" {
+		w = append(w, r.qTerm(q, f.Q))
+	}
+	return w
+}
+
+func (r *SQLReader) qTerm(q *query, s string) string {
+	p := q.arg(likePattern(s))
+	return "(prompt " + r.d.ILike + " " + p + ` ESCAPE '\' OR completion ` + r.d.ILike + " " + p + ` ESCAPE '\')`
+}
+
+func and(terms []string) string { return strings.Join(terms, " AND ") }
+
+// sumInt is a token sum as a 64-bit integer in both backends (0 when none).
+func sumInt(col string) string { return "CAST(coalesce(sum(" + col + "), 0) AS BIGINT)" }
+
+const errorCount = "sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END)"
+
+// Summary implements Reader.
+func (r *SQLReader) Summary(ctx context.Context, f Filter) (Summary, error) {
+	q := &query{d: &r.d}
+	sql := "SELECT count(*), count(DISTINCT session_id), count(DISTINCT customer_id), coalesce(" + errorCount + ", 0), " +
+		sumInt("input_tokens") + ", " + sumInt("output_tokens") + ", sum(total_cost_usd) FROM spans WHERE " +
+		and(r.genWhere(q, &f, true))
+	var s Summary
+	err := r.one(ctx, sql, q.args, &s.Generations, &s.Sessions, &s.Customers, &s.Errors, &s.InputTokens, &s.OutputTokens, &s.TotalCostUSD)
+	return s, err
+}
+
+// one runs a query expected to return one row and scans it.
+func (r *SQLReader) one(ctx context.Context, sql string, args []any, dest ...any) error {
+	rows, err := r.q.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return ErrNotFound
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	return rows.Err()
+}
+
+const nanosPerDay = int64(24 * time.Hour)
+
+// Usage implements Reader.
+func (r *SQLReader) Usage(ctx context.Context, f Filter, by UsageGroup, limit int) ([]UsageRow, error) {
+	if limit <= 0 || limit > MaxPageSize {
+		limit = MaxPageSize
+	}
+	var key, order string
+	switch by {
+	case ByDay:
+		// Floor division, also for times before 1970.
+		key = "CASE WHEN start_time_unix_nano >= 0 THEN start_time_unix_nano / " + strconv.FormatInt(nanosPerDay, 10) +
+			" ELSE (start_time_unix_nano + 1) / " + strconv.FormatInt(nanosPerDay, 10) + " - 1 END"
+		order = "1"
+	case ByModel:
+		key = "model"
+	case ByProvider:
+		key = "provider"
+	case ByCustomer:
+		key = "customer_id"
+	case BySession:
+		key = "session_id"
+	default:
+		return nil, fmt.Errorf("storage: unknown usage group %q", by)
+	}
+	if order == "" {
+		order = "coalesce(sum(total_cost_usd), 0) DESC, count(*) DESC, 1"
+	}
+	q := &query{d: &r.d}
+	sql := "SELECT " + key + ", count(*), coalesce(" + errorCount + ", 0), " + sumInt("input_tokens") + ", " + sumInt("output_tokens") +
+		", sum(total_cost_usd) FROM spans WHERE " + and(r.genWhere(q, &f, true)) +
+		" GROUP BY 1 ORDER BY " + order + " LIMIT " + strconv.Itoa(limit)
+	rows, err := r.q.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []UsageRow
+	for rows.Next() {
+		var u UsageRow
+		var day *int64
+		keyDest := any(&u.Key)
+		if by == ByDay {
+			keyDest = &day
+		}
+		if err := rows.Scan(keyDest, &u.Generations, &u.Errors, &u.InputTokens, &u.OutputTokens, &u.TotalCostUSD); err != nil {
+			return nil, err
+		}
+		if day != nil {
+			s := time.Unix(0, *day*nanosPerDay).UTC().Format("2006-01-02")
+			u.Key = &s
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// latencyBucketExpr maps duration_ms to its LatencyBoundsMs bucket.
+var latencyBucketExpr = func() string {
+	var b strings.Builder
+	b.WriteString("CASE")
+	for i, v := range LatencyBoundsMs {
+		fmt.Fprintf(&b, " WHEN duration_ms < %s THEN %d", strconv.FormatFloat(v, 'f', -1, 64), i)
+	}
+	fmt.Fprintf(&b, " ELSE %d END", len(LatencyBoundsMs))
+	return b.String()
+}()
+
+// Series implements Reader.
+func (r *SQLReader) Series(ctx context.Context, f Filter, origin, width int64) ([]SeriesPoint, error) {
+	if width <= 0 {
+		return nil, errors.New("storage: series bucket width must be positive")
+	}
+	if f.From == nil || *f.From < origin {
+		f.From = &origin
+	}
+	q := &query{d: &r.d}
+	bucket := "(start_time_unix_nano - " + q.arg(origin) + ") / " + q.arg(width)
+	sql := "SELECT " + bucket + ", " + latencyBucketExpr + ", count(*), coalesce(" + errorCount + ", 0), " +
+		sumInt("input_tokens") + ", " + sumInt("output_tokens") + ", coalesce(sum(total_cost_usd), 0) FROM spans WHERE " +
+		and(r.genWhere(q, &f, true)) + " GROUP BY 1, 2 ORDER BY 1, 2"
+	rows, err := r.q.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SeriesPoint
+	for rows.Next() {
+		var b, lb, n, errs, in, outTok int64
+		var cost float64
+		if err := rows.Scan(&b, &lb, &n, &errs, &in, &outTok, &cost); err != nil {
+			return nil, err
+		}
+		start := origin + b*width
+		if len(out) == 0 || out[len(out)-1].BucketStartUnixNano != start {
+			out = append(out, SeriesPoint{BucketStartUnixNano: start, Latency: make([]int64, len(LatencyBoundsMs)+1)})
+		}
+		p := &out[len(out)-1]
+		p.Generations += n
+		p.Errors += errs
+		p.InputTokens += in
+		p.OutputTokens += outTok
+		p.TotalCostUSD += cost
+		if lb >= 0 && int(lb) < len(p.Latency) {
+			p.Latency[lb] += n
+		}
+	}
+	return out, rows.Err()
+}
+
+// scanTargets returns pointers to the fields of s in the order of Columns.
+func (s *Span) scanTargets() []any {
+	return []any{
+		&s.ProjectID, &s.TraceID, &s.SpanID, &s.ParentSpanID,
+		&s.Name, &s.Kind, &s.StatusCode, &s.StatusMessage,
+		&s.StartTimeUnixNano, &s.EndTimeUnixNano, &s.DurationMs, &s.ReceivedAtUnixNano,
+		&s.IsGeneration, &s.SessionID, &s.CustomerID,
+		&s.Model, &s.RequestedModel, &s.Provider, &s.Operation,
+		&s.InputTokens, &s.OutputTokens, &s.TotalTokens,
+		&s.CachedInputTokens, &s.CacheWriteInputTokens, &s.ReasoningTokens,
+		&s.InputCostUSD, &s.OutputCostUSD, &s.TotalCostUSD, &s.CostSource,
+		&s.FinishReason, &s.TimeToFirstTokenMs, &s.Streamed,
+		&s.Prompt, &s.Completion, &s.Source,
+		&s.Attributes, &s.ResourceAttributes,
+	}
+}
+
+// spanColumns is the select list of a whole span row.
+var spanColumns = ColumnNames()
+
+func (r *SQLReader) spans(ctx context.Context, sql string, args []any, capHint int) ([]Span, error) {
+	rows, err := r.q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([]Span, 0, capHint)
+	for rows.Next() {
+		out = append(out, Span{})
+		if err := rows.Scan(out[len(out)-1].scanTargets()...); err != nil {
+			return nil, err
+		}
+	}
+	return out, rows.Err()
+}
+
+// keyset returns the ORDER BY clause of a list sorted by col and, when the
+// page continues a cursor, the WHERE term that starts after it.
+func keyset(q *query, l *ListSpec, col SortColumn, desc bool, after *Cursor) (where, orderBy string, err error) {
+	dir, cmp := " ASC", ">"
+	if desc {
+		dir, cmp = " DESC", "<"
+	}
+	cols := append([]string{col.Expr}, l.Keys...)
+	parts := make([]string, len(cols))
+	for i, c := range cols {
+		parts[i] = c + dir
+	}
+	orderBy = strings.Join(parts, ", ")
+	if after == nil {
+		return "", orderBy, nil
+	}
+	vals, err := cursorArgs(l, col, desc, after)
+	if err != nil {
+		return "", "", err
+	}
+	marks := make([]string, len(vals))
+	for i, v := range vals {
+		marks[i] = q.arg(v)
+	}
+	where = "(" + strings.Join(cols, ", ") + ") " + cmp + " (" + strings.Join(marks, ", ") + ")"
+	return where, orderBy, nil
+}
+
+func resolveSort(l *ListSpec, p Page) (SortColumn, bool, error) {
+	desc := p.Desc
+	if p.Sort == "" {
+		desc = l.DefaultDesc
+	}
+	col, ok := l.Sort(p.Sort)
+	if !ok {
+		return col, false, fmt.Errorf("storage: unknown sort %q", p.Sort)
+	}
+	return col, desc, nil
+}
+
+// spanSortValue is the value of a generations sort column of s, as the
+// SQL expression computes it.
+func spanSortValue(s *Span, col string) any {
+	switch col {
+	case "start_time_unix_nano":
+		return s.StartTimeUnixNano
+	case "duration_ms":
+		return s.DurationMs
+	case "total_cost_usd":
+		return s.TotalCostUSD
+	case "total_tokens":
+		return s.TotalTokens
+	case "input_tokens":
+		return s.InputTokens
+	case "output_tokens":
+		return s.OutputTokens
+	case "time_to_first_token_ms":
+		return s.TimeToFirstTokenMs
+	}
+	panic("storage: no sort value for " + col)
+}
+
+// Generations implements Reader.
+func (r *SQLReader) Generations(ctx context.Context, f Filter, p Page) ([]Span, *Cursor, error) {
+	col, desc, err := resolveSort(&GenerationsList, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.Q != "" {
+		return r.searchGenerations(ctx, f, p, col, desc)
+	}
+	limit := p.limit()
+	q := &query{d: &r.d}
+	where := r.genWhere(q, &f, true)
+	after, orderBy, err := keyset(q, &GenerationsList, col, desc, p.After)
+	if err != nil {
+		return nil, nil, err
+	}
+	if after != "" {
+		where = append(where, after)
+	}
+	sql := "SELECT " + spanColumns + " FROM spans WHERE " + and(where) + " ORDER BY " + orderBy + " LIMIT " + strconv.Itoa(limit+1)
+	rows, err := r.spans(ctx, sql, q.args, limit+1)
+	if err != nil {
+		return nil, nil, err
+	}
+	var next *Cursor
+	if len(rows) > limit {
+		rows = rows[:limit]
+		next = spanCursor(&rows[limit-1], col, desc)
+	}
+	return rows, next, nil
+}
+
+func spanCursor(s *Span, col SortColumn, desc bool) *Cursor {
+	return &Cursor{Sort: col.Name, Desc: desc, Values: []string{sortValueText(spanSortValue(s, col.Name)), s.TraceID, s.SpanID}}
+}
+
+// searchGenerations serves a page of a substring search: it walks at most
+// QScanWindow candidate rows in list order, keeping those whose prompt or
+// completion holds f.Q, then reads the whole rows of the hits.
+func (r *SQLReader) searchGenerations(ctx context.Context, f Filter, p Page, col SortColumn, desc bool) ([]Span, *Cursor, error) {
+	limit := p.limit()
+	q := &query{d: &r.d}
+	where := r.genWhere(q, &f, false)
+	after, orderBy, err := keyset(q, &GenerationsList, col, desc, p.After)
+	if err != nil {
+		return nil, nil, err
+	}
+	if after != "" {
+		where = append(where, after)
+	}
+	sql := "SELECT trace_id, span_id, " + col.Expr + ", CASE WHEN " + r.qTerm(q, f.Q) + " THEN 1 ELSE 0 END FROM spans WHERE " +
+		and(where) + " ORDER BY " + orderBy + " LIMIT " + strconv.Itoa(QScanWindow)
+	rows, err := r.q.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	type hit struct{ trace, span string }
+	var hits []hit
+	var examined int
+	var last Cursor
+	var next *Cursor
+	for rows.Next() {
+		var h hit
+		var sortVal any
+		var isHit int64
+		if col.Type == Int {
+			var v int64
+			sortVal = &v
+		} else {
+			var v float64
+			sortVal = &v
+		}
+		if err := rows.Scan(&h.trace, &h.span, sortVal, &isHit); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		examined++
+		var text string
+		switch v := sortVal.(type) {
+		case *int64:
+			text = sortValueText(*v)
+		case *float64:
+			text = sortValueText(*v)
+		}
+		if isHit == 1 {
+			if len(hits) == limit {
+				// One more hit exists: the page ends at the previous one.
+				next = &last
+				break
+			}
+			hits = append(hits, h)
+		}
+		last = Cursor{Sort: col.Name, Desc: desc, Values: []string{text, h.trace, h.span}}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	if next == nil && examined == QScanWindow {
+		next = &last
+	}
+	if next != nil {
+		c := *next
+		next = &c
+	}
+	if len(hits) == 0 {
+		return nil, next, nil
+	}
+	q = &query{d: &r.d}
+	keys := make([]string, len(hits))
+	for i, h := range hits {
+		keys[i] = "(" + q.arg(h.trace) + ", " + q.arg(h.span) + ")"
+	}
+	sql = "SELECT " + spanColumns + " FROM spans WHERE project_id = " + q.arg(f.ProjectID) +
+		" AND (trace_id, span_id) IN (VALUES " + strings.Join(keys, ", ") + ")"
+	found, err := r.spans(ctx, sql, q.args, len(hits))
+	if err != nil {
+		return nil, nil, err
+	}
+	byKey := make(map[hit]*Span, len(found))
+	for i := range found {
+		byKey[hit{found[i].TraceID, found[i].SpanID}] = &found[i]
+	}
+	out := make([]Span, 0, len(hits))
+	for _, h := range hits {
+		if s := byKey[h]; s != nil {
+			out = append(out, *s)
+		}
+	}
+	return out, next, nil
+}
+
+// Span implements Reader.
+func (r *SQLReader) Span(ctx context.Context, project, traceID, spanID string) (Span, error) {
+	q := &query{d: &r.d}
+	sql := "SELECT " + spanColumns + " FROM spans WHERE project_id = " + q.arg(project) +
+		" AND trace_id = " + q.arg(traceID) + " AND span_id = " + q.arg(spanID)
+	rows, err := r.spans(ctx, sql, q.args, 1)
+	if err != nil {
+		return Span{}, err
+	}
+	if len(rows) == 0 {
+		return Span{}, ErrNotFound
+	}
+	return rows[0], nil
+}
+
+// Trace implements Reader. The sort key is an expression (+ 0) so the
+// planner finds the trace by the primary key instead of walking the
+// (project_id, start_time) index in order.
+func (r *SQLReader) Trace(ctx context.Context, project, traceID string, limit int) ([]Span, error) {
+	if limit <= 0 || limit > MaxTraceSpans {
+		limit = MaxTraceSpans
+	}
+	q := &query{d: &r.d}
+	sql := "SELECT " + spanColumns + " FROM spans WHERE project_id = " + q.arg(project) + " AND trace_id = " + q.arg(traceID) +
+		" ORDER BY start_time_unix_nano + 0, span_id LIMIT " + strconv.Itoa(limit)
+	rows, err := r.spans(ctx, sql, q.args, 16)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, ErrNotFound
+	}
+	return rows, nil
+}
+
+// sessionsSource is the sessions view of one project (DESIGN 2.5) as a
+// subquery, aggregated here rather than through the view so the project
+// and session terms reach the spans indexes in both backends.
+func (r *SQLReader) sessionsSource(q *query, project string, sessionID string, selectIn string) string {
+	w := "project_id = " + q.arg(project) + " AND is_generation = " + r.d.True + " AND session_id IS NOT NULL"
+	if sessionID != "" {
+		w += " AND session_id = " + q.arg(sessionID)
+	}
+	if selectIn != "" {
+		w += " AND " + selectIn
+	}
+	return "(SELECT project_id, session_id, max(customer_id) AS customer_id, count(*) AS generations, " +
+		errorCount + " AS errors, CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens, " +
+		"sum(total_cost_usd) AS total_cost_usd, min(start_time_unix_nano) AS first_seen_unix_nano, " +
+		"max(end_time_unix_nano) AS last_seen_unix_nano FROM spans WHERE " + w + " GROUP BY project_id, session_id) v"
+}
+
+func (r *SQLReader) customersSource(q *query, project string, customerID string, selectIn string) string {
+	w := "project_id = " + q.arg(project) + " AND is_generation = " + r.d.True + " AND customer_id IS NOT NULL"
+	if customerID != "" {
+		w += " AND customer_id = " + q.arg(customerID)
+	}
+	if selectIn != "" {
+		w += " AND " + selectIn
+	}
+	return "(SELECT project_id, customer_id, count(DISTINCT session_id) AS sessions, count(*) AS generations, " +
+		"CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens, " +
+		"sum(total_cost_usd) AS total_cost_usd, min(start_time_unix_nano) AS first_seen_unix_nano, " +
+		"max(end_time_unix_nano) AS last_seen_unix_nano FROM spans WHERE " + w + " GROUP BY project_id, customer_id) v"
+}
+
+const sessionColumns = "project_id, session_id, customer_id, generations, errors, input_tokens, output_tokens, total_cost_usd, first_seen_unix_nano, last_seen_unix_nano"
+
+const customerColumns = "project_id, customer_id, sessions, generations, input_tokens, output_tokens, total_cost_usd, first_seen_unix_nano, last_seen_unix_nano"
+
+func (s *SessionRow) scanTargets() []any {
+	return []any{&s.ProjectID, &s.SessionID, &s.CustomerID, &s.Generations, &s.Errors, &s.InputTokens, &s.OutputTokens,
+		&s.TotalCostUSD, &s.FirstSeenUnixNano, &s.LastSeenUnixNano}
+}
+
+func (c *CustomerRow) scanTargets() []any {
+	return []any{&c.ProjectID, &c.CustomerID, &c.Sessions, &c.Generations, &c.InputTokens, &c.OutputTokens,
+		&c.TotalCostUSD, &c.FirstSeenUnixNano, &c.LastSeenUnixNano}
+}
+
+// groupSelect returns the term that selects, inside the sessions or
+// customers source (before aggregation, so only the selected groups are
+// aggregated), the groups with a generation matching f's fields other than
+// the time range and the id column's own filter ("" when none), and the
+// terms on the aggregated rows that keep those active in f's time range
+// (first seen before To, last seen at or after From).
+func (r *SQLReader) groupSelect(q *query, f *Filter, idCol string) (selectIn string, where []string) {
+	inner := *f
+	inner.From, inner.To = nil, nil
+	if idCol == "session_id" {
+		inner.SessionID = ""
+	} else {
+		inner.CustomerID = ""
+	}
+	if !inner.onlyTime() {
+		selectIn = idCol + " IN (SELECT " + idCol + " FROM spans WHERE " + and(r.genWhere(q, &inner, true)) + ")"
+	}
+	if f.From != nil {
+		where = append(where, "last_seen_unix_nano >= "+q.arg(*f.From))
+	}
+	if f.To != nil {
+		where = append(where, "first_seen_unix_nano < "+q.arg(*f.To))
+	}
+	return selectIn, where
+}
+
+func pageOf[T any](rows []T, limit int, cursor func(*T) *Cursor) ([]T, *Cursor) {
+	if len(rows) <= limit {
+		return rows, nil
+	}
+	rows = rows[:limit]
+	return rows, cursor(&rows[limit-1])
+}
+
+// Sessions implements Reader.
+func (r *SQLReader) Sessions(ctx context.Context, f Filter, p Page) ([]SessionRow, *Cursor, error) {
+	col, desc, err := resolveSort(&SessionsList, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	limit := p.limit()
+	q := &query{d: &r.d}
+	selectIn, where := r.groupSelect(q, &f, "session_id")
+	src := r.sessionsSource(q, f.ProjectID, f.SessionID, selectIn)
+	after, orderBy, err := keyset(q, &SessionsList, col, desc, p.After)
+	if err != nil {
+		return nil, nil, err
+	}
+	if after != "" {
+		where = append(where, after)
+	}
+	sql := "SELECT " + sessionColumns + " FROM " + src
+	if len(where) > 0 {
+		sql += " WHERE " + and(where)
+	}
+	sql += " ORDER BY " + orderBy + " LIMIT " + strconv.Itoa(limit+1)
+	rows, err := collect(ctx, r.q, sql, q.args, func(s *SessionRow) []any { return s.scanTargets() })
+	if err != nil {
+		return nil, nil, err
+	}
+	page, next := pageOf(rows, limit, func(s *SessionRow) *Cursor {
+		return &Cursor{Sort: col.Name, Desc: desc, Values: []string{sortValueText(sessionSortValue(s, col.Name)), s.SessionID}}
+	})
+	return page, next, nil
+}
+
+func sessionSortValue(s *SessionRow, col string) any {
+	switch col {
+	case "last_seen_unix_nano":
+		return s.LastSeenUnixNano
+	case "first_seen_unix_nano":
+		return s.FirstSeenUnixNano
+	case "total_cost_usd":
+		return s.TotalCostUSD
+	case "generations":
+		return s.Generations
+	case "errors":
+		return s.Errors
+	case "input_tokens":
+		return s.InputTokens
+	case "output_tokens":
+		return s.OutputTokens
+	}
+	panic("storage: no sort value for " + col)
+}
+
+func customerSortValue(c *CustomerRow, col string) any {
+	switch col {
+	case "last_seen_unix_nano":
+		return c.LastSeenUnixNano
+	case "first_seen_unix_nano":
+		return c.FirstSeenUnixNano
+	case "total_cost_usd":
+		return c.TotalCostUSD
+	case "generations":
+		return c.Generations
+	case "sessions":
+		return c.Sessions
+	case "input_tokens":
+		return c.InputTokens
+	case "output_tokens":
+		return c.OutputTokens
+	}
+	panic("storage: no sort value for " + col)
+}
+
+func collect[T any](ctx context.Context, qr Querier, sql string, args []any, targets func(*T) []any) ([]T, error) {
+	rows, err := qr.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(targets(&v)...); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// Session implements Reader.
+func (r *SQLReader) Session(ctx context.Context, project, sessionID string) (SessionRow, error) {
+	q := &query{d: &r.d}
+	sql := "SELECT " + sessionColumns + " FROM " + r.sessionsSource(q, project, sessionID, "")
+	var s SessionRow
+	err := r.one(ctx, sql, q.args, s.scanTargets()...)
+	return s, err
+}
+
+// Customers implements Reader.
+func (r *SQLReader) Customers(ctx context.Context, f Filter, p Page) ([]CustomerRow, *Cursor, error) {
+	col, desc, err := resolveSort(&CustomersList, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	limit := p.limit()
+	q := &query{d: &r.d}
+	selectIn, where := r.groupSelect(q, &f, "customer_id")
+	src := r.customersSource(q, f.ProjectID, f.CustomerID, selectIn)
+	after, orderBy, err := keyset(q, &CustomersList, col, desc, p.After)
+	if err != nil {
+		return nil, nil, err
+	}
+	if after != "" {
+		where = append(where, after)
+	}
+	sql := "SELECT " + customerColumns + " FROM " + src
+	if len(where) > 0 {
+		sql += " WHERE " + and(where)
+	}
+	sql += " ORDER BY " + orderBy + " LIMIT " + strconv.Itoa(limit+1)
+	rows, err := collect(ctx, r.q, sql, q.args, func(c *CustomerRow) []any { return c.scanTargets() })
+	if err != nil {
+		return nil, nil, err
+	}
+	page, next := pageOf(rows, limit, func(c *CustomerRow) *Cursor {
+		return &Cursor{Sort: col.Name, Desc: desc, Values: []string{sortValueText(customerSortValue(c, col.Name)), c.CustomerID}}
+	})
+	return page, next, nil
+}
+
+// Customer implements Reader.
+func (r *SQLReader) Customer(ctx context.Context, project, customerID string) (CustomerRow, error) {
+	q := &query{d: &r.d}
+	sql := "SELECT " + customerColumns + " FROM " + r.customersSource(q, project, customerID, "")
+	var c CustomerRow
+	err := r.one(ctx, sql, q.args, c.scanTargets()...)
+	return c, err
+}
