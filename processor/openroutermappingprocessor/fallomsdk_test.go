@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
@@ -126,7 +125,7 @@ func rawJSON(v any) any {
 // mapTraceData maps one TraceData body and returns the span.
 func mapTraceData(t *testing.T, p *mappingProcessor, body string, form receiverForm) ptrace.Span {
 	t.Helper()
-	out, err := p.processTraces(context.Background(), traceDataSpan(t, body, form))
+	out, err := p.processTraces(authed, traceDataSpan(t, body, form))
 	require.NoError(t, err)
 	return spanAt(out, 0)
 }
@@ -628,10 +627,10 @@ func TestFallomSDKRemapIsStable(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	for _, c := range sdkCases {
 		td := traceDataSpan(t, c.body, ownNames)
-		once, err := p.processTraces(context.Background(), td)
+		once, err := p.processTraces(authed, td)
 		require.NoError(t, err)
 		first := canonical(spanAt(once, 0))
-		twice, err := p.processTraces(context.Background(), once)
+		twice, err := p.processTraces(authed, once)
 		require.NoError(t, err)
 		assert.Equal(t, first, canonical(spanAt(twice, 0)), c.name)
 	}
@@ -703,17 +702,17 @@ func TestFallomSDKOTLPAndLegacyKeys(t *testing.T) {
 	// without a message gets error_message.
 	td := oneSpan(map[string]any{"fallom.sdk_version": "2", "status": "ERROR", "error_message": "boom"})
 	td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetCode(ptrace.StatusCodeOk)
-	out, err := p.processTraces(context.Background(), td)
+	out, err := p.processTraces(authed, td)
 	require.NoError(t, err)
 	assert.Equal(t, ptrace.StatusCodeOk, spanAt(out, 0).Status().Code())
 	td = oneSpan(map[string]any{"fallom.sdk_version": "2", "error_message": "boom"})
 	td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Status().SetCode(ptrace.StatusCodeError)
-	out, err = p.processTraces(context.Background(), td)
+	out, err = p.processTraces(authed, td)
 	require.NoError(t, err)
 	assert.Equal(t, "boom", spanAt(out, 0).Status().Message())
 	// Other dialects' status attributes are not TraceData's.
 	td = oneSpan(map[string]any{"gen_ai.operation.name": "chat", "status": "ERROR"})
-	out, err = p.processTraces(context.Background(), td)
+	out, err = p.processTraces(authed, td)
 	require.NoError(t, err)
 	assert.Equal(t, ptrace.StatusCodeUnset, spanAt(out, 0).Status().Code())
 }
