@@ -8,8 +8,9 @@
 //   - warns when a pipeline puts batch before openroutermapping (a confmap
 //     converter that changes nothing; `validate` prints its warnings), and
 //   - has a `keys` subcommand that creates, lists and revokes flm_ API keys,
-//     and a `prices` subcommand that imports a public price list into the
-//     pricing file.
+//     a `prices` subcommand that imports a public price list into the
+//     pricing file, and a `sqlite` subcommand that shows or converts the page
+//     size of a SQLite database file.
 //
 // `make check-generated` keeps the provider list below in step with the main.go
 // that ocb would generate.
@@ -33,6 +34,7 @@ import (
 	"github.com/fallom/fallom-collector/config"
 	"github.com/fallom/fallom-collector/internal/keys"
 	"github.com/fallom/fallom-collector/internal/pricing"
+	"github.com/fallom/fallom-collector/internal/storage/sqlite"
 )
 
 // version is set at build time by the Makefile (-ldflags -X main.version=...).
@@ -75,7 +77,7 @@ func main() {
 	}
 
 	cmd := otelcol.NewCommand(set)
-	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand())
+	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand(), sqlite.NewCommand())
 	printOrderWarningsOnValidate(cmd, orderCheck)
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
