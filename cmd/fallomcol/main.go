@@ -6,8 +6,9 @@
 //   - runs the shipped default config (config/config.yaml) when given no
 //     --config, and
 //   - has a `keys` subcommand that creates, lists and revokes flm_ API keys,
-//     and a `prices` subcommand that imports a public price list into the
-//     pricing file.
+//     a `prices` subcommand that imports a public price list into the
+//     pricing file, and an `sdk validate` subcommand that checks the SDK
+//     file served to the Fallom SDKs.
 //
 // `make check-generated` keeps the provider list below in step with the main.go
 // that ocb would generate.
@@ -28,6 +29,7 @@ import (
 	"github.com/fallom/fallom-collector/config"
 	"github.com/fallom/fallom-collector/internal/keys"
 	"github.com/fallom/fallom-collector/internal/pricing"
+	"github.com/fallom/fallom-collector/internal/sdkfile"
 )
 
 // version is set at build time by the Makefile (-ldflags -X main.version=...).
@@ -68,7 +70,7 @@ func main() {
 	}
 
 	cmd := otelcol.NewCommand(set)
-	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand())
+	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand(), sdkfile.NewCommand())
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
 		os.Exit(1)
