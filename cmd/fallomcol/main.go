@@ -5,6 +5,8 @@
 // that the binary
 //   - runs the shipped default config (config/config.yaml) when given no
 //     --config, and
+//   - warns when a pipeline puts batch before openroutermapping (a confmap
+//     converter that changes nothing; `validate` prints its warnings), and
 //   - has a `keys` subcommand that creates, lists and revokes flm_ API keys,
 //     a `prices` subcommand that imports a public price list into the
 //     pricing file, and an `sdk validate` subcommand that checks the SDK
@@ -15,7 +17,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -42,6 +47,7 @@ func main() {
 		Version:     version,
 	}
 
+	orderCheck := &config.OrderCheck{}
 	set := otelcol.CollectorSettings{
 		BuildInfo: info,
 		Factories: components,
@@ -57,6 +63,7 @@ func main() {
 					yamlprovider.NewFactory(),
 					config.NewProviderFactory(),
 				},
+				ConverterFactories: []confmap.ConverterFactory{orderCheck.Factory()},
 			},
 		},
 		ProviderModules: map[string]string{
@@ -71,8 +78,28 @@ func main() {
 
 	cmd := otelcol.NewCommand(set)
 	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand(), sdkfile.NewCommand())
+	printOrderWarningsOnValidate(cmd, orderCheck)
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
 		os.Exit(1)
+	}
+}
+
+// printOrderWarningsOnValidate makes `fallomcol validate` print the config's
+// pipeline order warnings on stderr: validate does not print the collector's
+// log, where a running collector shows them.
+func printOrderWarningsOnValidate(root *cobra.Command, check *config.OrderCheck) {
+	for _, c := range root.Commands() {
+		if c.Name() != "validate" || c.RunE == nil {
+			continue
+		}
+		validate := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			err := validate(cmd, args)
+			for _, w := range check.Warnings() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
+			}
+			return err
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"encoding/json"
 	"regexp"
 	"sort"
@@ -235,7 +234,7 @@ func TestDropContentRemovesEveryContentKey(t *testing.T) {
 	p := newTestProcessor(t, cfg)
 	for _, f := range contentFixtures {
 		t.Run(f.name, func(t *testing.T) {
-			out, err := p.processTraces(context.Background(), f.traces(t))
+			out, err := p.processTraces(authed, f.traces(t))
 			require.NoError(t, err)
 			span := spanAt(out, 0)
 			got := attrSets(span)
@@ -268,7 +267,7 @@ func TestContentIsStoredOnceAndNeverLost(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	for _, f := range contentFixtures {
 		t.Run(f.name, func(t *testing.T) {
-			out, err := p.processTraces(context.Background(), f.traces(t))
+			out, err := p.processTraces(authed, f.traces(t))
 			require.NoError(t, err)
 			span := spanAt(out, 0)
 			attrs := span.Attributes().AsRaw()

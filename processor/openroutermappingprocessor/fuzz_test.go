@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"math"
@@ -244,7 +243,7 @@ func FuzzProcessAttributes(f *testing.F) {
 		for i, p := range procs {
 			in := ptrace.NewTraces()
 			td.CopyTo(in)
-			out, err := p.processTraces(context.Background(), in)
+			out, err := p.processTraces(authed, in)
 			if err != nil {
 				t.Fatalf("config %d: %v", i, err)
 			}
