@@ -201,17 +201,16 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, b)
 }
 
-// writePipelineError answers a refusal from the pipeline: a permanent error
-// is the data's fault (400); a gRPC status (the mapping processor's
-// RetryInfo, for one) keeps its meaning; anything else is worth retrying
-// (503 with Retry-After).
+// writePipelineError answers a refusal from the pipeline. A gRPC status
+// (the mapping processor's Unauthenticated, or its RetryInfo under memory
+// pressure) keeps its meaning; otherwise a permanent error is the data's
+// fault (400) and anything else is worth retrying (503 with Retry-After).
 func (r *sdkReceiver) writePipelineError(w http.ResponseWriter, err error) {
+	code := http.StatusServiceUnavailable
 	if consumererror.IsPermanent(err) {
-		writeError(w, http.StatusBadRequest, "the data was refused: "+err.Error())
-		return
+		code = http.StatusBadRequest
 	}
 	retryAfter := r.cfg.RetryAfter
-	code := http.StatusServiceUnavailable
 	msg := err.Error()
 	if st, ok := status.FromError(err); ok {
 		msg = st.Message()
@@ -224,14 +223,19 @@ func (r *sdkReceiver) writePipelineError(w http.ResponseWriter, err error) {
 			code = http.StatusForbidden
 		case codes.ResourceExhausted:
 			code = http.StatusTooManyRequests
+		case codes.Unavailable, codes.Canceled, codes.DeadlineExceeded, codes.Aborted:
+			code = http.StatusServiceUnavailable
 		}
 		if ri := retryInfo(st); ri != nil && ri.GetRetryDelay().AsDuration() >= time.Second {
 			retryAfter = ri.GetRetryDelay().AsDuration()
 		}
 	}
-	if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
+	switch code {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(retryAfter/time.Second), 10))
 		msg = "not stored, retry later: " + msg
+	case http.StatusBadRequest:
+		msg = "the data was refused: " + msg
 	}
 	writeError(w, code, msg)
 }

@@ -291,6 +291,12 @@ func TestPipelineRefusals(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, a.code)
 	assert.Contains(t, a.errorText(t), "span refused")
 
+	// The mapping processor's refusal of data without a principal.
+	e.sinks.setErr(consumererror.NewPermanent(status.Error(codes.Unauthenticated, "no authenticated project")))
+	a = e.post(t, "/v1/traces", keyAcme, body)
+	require.Equal(t, http.StatusUnauthorized, a.code)
+	assert.Contains(t, a.errorText(t), "no authenticated project")
+
 	e.sinks.setErr(nil)
 	require.Equal(t, http.StatusOK, e.post(t, "/v1/traces", keyAcme, body).code)
 	assert.Len(t, e.sinks.allTraces(), 1)
