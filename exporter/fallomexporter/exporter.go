@@ -33,8 +33,13 @@ type fallomExporter struct {
 	handle *backend.Handle
 	store  storage.Store
 
-	spansWritten metric.Int64Counter
-	retained     metric.Int64Counter
+	spansWritten  metric.Int64Counter
+	eventsWritten metric.Int64Counter
+	retained      metric.Int64Counter
+
+	// retention is false for the logs instance: one retention loop (the
+	// traces instance's) per exporter config.
+	retention bool
 
 	stopRetention context.CancelFunc
 	retentionDone sync.WaitGroup
@@ -48,13 +53,20 @@ func newFallomExporter(cfg *Config, set component.TelemetrySettings) (*fallomExp
 	if err != nil {
 		return nil, err
 	}
+	events, err := meter.Int64Counter("fallom_exporter_sdk_events",
+		metric.WithDescription("Fallom SDK events (assignments, session metrics, eval runs) handled by the fallom exporter, by outcome: stored, unchanged (a redelivery, an older metric value), rejected (can never be stored)."),
+		metric.WithUnit("{event}"))
+	if err != nil {
+		return nil, err
+	}
 	retained, err := meter.Int64Counter("fallom_exporter_retention_rows",
 		metric.WithDescription("Rows changed by retention, by action: content_cleared, deleted."),
 		metric.WithUnit("{row}"))
 	if err != nil {
 		return nil, err
 	}
-	return &fallomExporter{cfg: cfg, logger: set.Logger, now: time.Now, spansWritten: written, retained: retained}, nil
+	return &fallomExporter{cfg: cfg, logger: set.Logger, now: time.Now, spansWritten: written, eventsWritten: events,
+		retained: retained, retention: true}, nil
 }
 
 // describe names the storage for logs without its password.
@@ -67,7 +79,7 @@ func (e *fallomExporter) start(ctx context.Context, _ component.Host) error {
 	}
 	e.handle, e.store = h, h.Store()
 	e.logger.Info("fallom exporter storage ready", zap.String("storage", e.describe()))
-	if r := e.cfg.Retention; r.ContentDays > 0 || r.SpanDays > 0 {
+	if r := e.cfg.Retention; e.retention && (r.ContentDays > 0 || r.SpanDays > 0) {
 		rctx, cancel := context.WithCancel(context.Background())
 		e.stopRetention = cancel
 		e.retentionDone.Add(1)
@@ -119,27 +131,41 @@ func (e *fallomExporter) pushTraces(ctx context.Context, td ptrace.Traces) error
 }
 
 func (e *fallomExporter) count(ctx context.Context, res storage.WriteResult) {
-	for outcome, n := range map[string]int{
+	addOutcomes(ctx, e.spansWritten, map[string]int{
 		"inserted": res.Inserted, "updated": res.Updated, "unchanged": res.Unchanged, "expired": res.Expired, "rejected": res.Rejected,
-	} {
+	})
+}
+
+// addOutcomes adds the non-zero counts to counter, by outcome.
+func addOutcomes(ctx context.Context, counter metric.Int64Counter, outcomes map[string]int) {
+	for outcome, n := range outcomes {
 		if n > 0 {
-			e.spansWritten.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
+			counter.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
 		}
 	}
 }
 
 func invalidError(invalid []invalidSpan) error {
+	return listError("span(s)", len(invalid), func(i int) string {
+		s := invalid[i]
+		return fmt.Sprintf("span %q (trace_id=%s span_id=%s): %s", s.name, s.traceID, s.spanID, s.reason)
+	})
+}
+
+// listError says that n things (noun) cannot be stored, naming the first
+// five (item(i) describes the i-th) and counting the rest.
+func listError(noun string, n int, item func(i int) string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d span(s) cannot be stored: ", len(invalid))
-	for i, s := range invalid {
+	fmt.Fprintf(&b, "%d %s cannot be stored: ", n, noun)
+	for i := range n {
 		if i == 5 {
-			fmt.Fprintf(&b, "; and %d more", len(invalid)-i)
+			fmt.Fprintf(&b, "; and %d more", n-i)
 			break
 		}
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "span %q (trace_id=%s span_id=%s): %s", s.name, s.traceID, s.spanID, s.reason)
+		b.WriteString(item(i))
 	}
 	return errors.New(b.String())
 }

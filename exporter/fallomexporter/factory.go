@@ -21,7 +21,8 @@ import (
 // NewFactory creates the fallom exporter factory.
 func NewFactory() exporter.Factory {
 	return exporter.NewFactory(metadata.Type, createDefaultConfig,
-		exporter.WithTraces(createTraces, metadata.TracesStability))
+		exporter.WithTraces(createTraces, metadata.TracesStability),
+		exporter.WithLogs(createLogs, metadata.LogsStability))
 }
 
 // Defaults of the queue that acknowledges after commit. Concurrent requests
@@ -67,6 +68,27 @@ func createTraces(ctx context.Context, set exporter.Settings, cfg component.Conf
 		return nil, err
 	}
 	return exporterhelper.NewTraces(ctx, set, cfg, exp.pushTraces,
+		exporterhelper.WithStart(exp.start),
+		exporterhelper.WithShutdown(exp.shutdown),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+		exporterhelper.WithTimeout(c.TimeoutConfig),
+		exporterhelper.WithRetry(c.RetryConfig),
+		exporterhelper.WithQueue(c.QueueConfig),
+	)
+}
+
+// createLogs makes the exporter of the Fallom SDK events (the logs/sdk
+// pipeline): the same storage (one backend per database in the process),
+// queue and wait-for-result semantics as traces; retention stays with the
+// traces instance.
+func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
+	c := cfg.(*Config)
+	exp, err := newFallomExporter(c, set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	exp.retention = false
+	return exporterhelper.NewLogs(ctx, set, cfg, exp.pushLogs,
 		exporterhelper.WithStart(exp.start),
 		exporterhelper.WithShutdown(exp.shutdown),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
