@@ -231,3 +231,74 @@ func TestSDKValidateCommand(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, errOut, `project "acme", prompt A/B test "onboarding-test", version 3: variants[0]: prompt "onboarding" has no version 9`)
 }
+
+// TestFallomSDKEventsStored: assignments, business metrics and eval runs,
+// sent as the SDKs send them, are stored for the key's project once the
+// answer is 2xx: assignments once per session and config version (each
+// lookup counted), the latest metric value winning, an eval run under the
+// run_id it was answered with.
+func TestFallomSDKEventsStored(t *testing.T) {
+	in := startSDK(t)
+	post := func(path, key, body string) (int, []byte) {
+		return in.sdkDo(t, http.MethodPost, path, key, []byte(body), nil)
+	}
+	assignment := `{"config_key":"my-agent","config_version":2,"session_id":"session-123","assigned_model":"gpt-4o"}`
+	for range 3 { // the SDK posts on every models.get(), never deduplicated
+		code, body := post("/sessions", in.key, assignment)
+		require.Equal(t, http.StatusOK, code, "%s", body)
+	}
+	code, body := post("/sessions", in.key, `{"config_key":"my-agent","config_version":2,"session_id":"user-123-convo-456","assigned_model":"claude-3-5-sonnet","customer_id":"vip-1"}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	code, _ = post("/sessions", in.keyBeta, assignment)
+	require.Equal(t, http.StatusOK, code)
+
+	code, _ = post("/spans", in.key, `{"config_key":"my-agent","session_id":"session-123","data":{"outlier_score":0.8,"converted":false}}`)
+	require.Equal(t, http.StatusOK, code)
+	code, _ = post("/spans", in.key, `{"config_key":"my-agent","session_id":"session-123","data":{"converted":true}}`)
+	require.Equal(t, http.StatusOK, code)
+
+	code, body = post("/api/sdk-evals", in.key, `{"name":"My run","description":null,"dataset_size":1,"judge_model":"openai/gpt-4o-mini",
+		"results":[{"input":"q","model":"m","output":"a","is_production":false,"answer_relevancy":0.9,"hallucination":null,"latency_ms":12}]}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var run struct {
+		RunID string `json:"run_id"`
+	}
+	require.NoError(t, json.Unmarshal(body, &run))
+	require.NotEmpty(t, run.RunID)
+
+	// Bad input: 400 naming the problem, nothing stored.
+	code, body = post("/spans", in.key, `{"session_id":"session-123","data":{"converted":1,"label":"vip"}}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, string(body), "data.label must be a number or a boolean")
+	code, body = post("/sessions", in.key, `{"config_key":"my-agent","config_version":2,"assigned_model":"gpt-4o"}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, string(body), "session_id is required")
+
+	db := in.db(t)
+	var model string
+	var calls int
+	require.NoError(t, db.QueryRow(`SELECT assigned_model, calls FROM assignments
+		WHERE project_id = 'acme' AND config_key = 'my-agent' AND config_version = 2 AND session_id = 'session-123'`).Scan(&model, &calls))
+	assert.Equal(t, "gpt-4o", model)
+	assert.Equal(t, 3, calls)
+	assert.Equal(t, 2, count(t, db, `SELECT count(*) FROM assignments WHERE project_id = 'acme'`))
+	assert.Equal(t, 1, count(t, db, `SELECT count(*) FROM assignments WHERE project_id = 'acme' AND customer_id = 'vip-1'`))
+	assert.Equal(t, 1, count(t, db, `SELECT count(*) FROM assignments WHERE project_id = 'beta'`))
+
+	metrics := map[string]float64{}
+	rows, err := db.Query(`SELECT name, value FROM session_metrics WHERE project_id = 'acme' AND config_key = 'my-agent' AND session_id = 'session-123'`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		var v float64
+		require.NoError(t, rows.Scan(&n, &v))
+		metrics[n] = v
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, map[string]float64{"outlier_score": 0.8, "converted": 1}, metrics, "the latest value wins")
+
+	var name, stored string
+	require.NoError(t, db.QueryRow(`SELECT name, body FROM eval_runs WHERE project_id = 'acme' AND run_id = ?`, run.RunID).Scan(&name, &stored))
+	assert.Equal(t, "My run", name)
+	assert.Contains(t, stored, `"answer_relevancy":0.9`)
+}
