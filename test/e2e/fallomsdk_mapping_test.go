@@ -232,3 +232,31 @@ func TestMappingFallomSDKUsageShapesStored(t *testing.T) {
 	assert.Equal(t, "p", key)
 	assert.EqualValues(t, 4, version)
 }
+
+// drop_content removes the SDK's raw request and response: nothing of the
+// conversation is stored; tokens, cost, finish reason and the experiment
+// columns stay.
+func TestMappingFallomSDKDropContent(t *testing.T) {
+	in := startInstance(t, "sdkmap", []string{"--config", dropContentConfig(t)})
+	code, body := in.post(t, otlpJSON(t, sdkAnthropic), map[string]string{"Authorization": "Bearer " + in.key})
+	require.Equal(t, http.StatusOK, code, body)
+	var (
+		prompt, completion sql.NullString
+		attrs, finish      string
+		input              int64
+		cost               float64
+		promptKey          string
+	)
+	require.NoError(t, in.db(t).QueryRow(`SELECT prompt, completion, attributes, finish_reason, input_tokens, total_cost_usd, prompt_key
+		FROM spans WHERE span_id = ?`, spanID(0x21)).Scan(&prompt, &completion, &attrs, &finish, &input, &cost, &promptKey))
+	assert.False(t, prompt.Valid)
+	assert.False(t, completion.Valid)
+	assert.NotContains(t, attrs, "SDK-question")
+	assert.NotContains(t, attrs, "SDK-answer")
+	assert.NotContains(t, attrs, "fallom.raw.request")
+	assert.Contains(t, attrs, `"fallom.content_dropped":true`)
+	assert.Equal(t, "end_turn", finish)
+	assert.EqualValues(t, 6271, input)
+	assert.Positive(t, cost)
+	assert.Equal(t, "onboarding", promptKey)
+}
