@@ -5,16 +5,23 @@
 // that the binary
 //   - runs the shipped default config (config/config.yaml) when given no
 //     --config, and
+//   - warns when a pipeline puts batch before openroutermapping (a confmap
+//     converter that changes nothing; `validate` prints its warnings), and
 //   - has a `keys` subcommand that creates, lists and revokes flm_ API keys,
-//     and a `prices` subcommand that imports a public price list into the
-//     pricing file.
+//     a `prices` subcommand that imports a public price list into the
+//     pricing file, a `sqlite` subcommand that shows or converts the page
+//     size of a SQLite database file, and an `sdk validate` subcommand that
+//     checks the SDK file served to the Fallom SDKs.
 //
 // `make check-generated` keeps the provider list below in step with the main.go
 // that ocb would generate.
 package main
 
 import (
+	"fmt"
 	"os"
+
+	"github.com/spf13/cobra"
 
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap"
@@ -28,6 +35,8 @@ import (
 	"github.com/fallom/fallom-collector/config"
 	"github.com/fallom/fallom-collector/internal/keys"
 	"github.com/fallom/fallom-collector/internal/pricing"
+	"github.com/fallom/fallom-collector/internal/sdkfile"
+	"github.com/fallom/fallom-collector/internal/storage/sqlite"
 )
 
 // version is set at build time by the Makefile (-ldflags -X main.version=...).
@@ -40,6 +49,7 @@ func main() {
 		Version:     version,
 	}
 
+	orderCheck := &config.OrderCheck{}
 	set := otelcol.CollectorSettings{
 		BuildInfo: info,
 		Factories: components,
@@ -55,6 +65,7 @@ func main() {
 					yamlprovider.NewFactory(),
 					config.NewProviderFactory(),
 				},
+				ConverterFactories: []confmap.ConverterFactory{orderCheck.Factory()},
 			},
 		},
 		ProviderModules: map[string]string{
@@ -68,9 +79,29 @@ func main() {
 	}
 
 	cmd := otelcol.NewCommand(set)
-	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand())
+	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand(), sqlite.NewCommand(), sdkfile.NewCommand())
+	printOrderWarningsOnValidate(cmd, orderCheck)
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.
 		os.Exit(1)
+	}
+}
+
+// printOrderWarningsOnValidate makes `fallomcol validate` print the config's
+// pipeline order warnings on stderr: validate does not print the collector's
+// log, where a running collector shows them.
+func printOrderWarningsOnValidate(root *cobra.Command, check *config.OrderCheck) {
+	for _, c := range root.Commands() {
+		if c.Name() != "validate" || c.RunE == nil {
+			continue
+		}
+		validate := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			err := validate(cmd, args)
+			for _, w := range check.Warnings() {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+w)
+			}
+			return err
+		}
 	}
 }

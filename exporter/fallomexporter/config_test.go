@@ -39,12 +39,12 @@ func TestConfigs(t *testing.T) {
 	if err := confmap.Validate(def); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
-	if def.Storage.Driver != DriverSQLite || def.Storage.DSN != "./data/fallom.db" {
+	if def.Storage.Driver != DriverSQLite || def.Storage.DSN != "./data/fallom.db" || def.Storage.SQLite.PageSize != 16384 {
 		t.Fatalf("default storage %+v", def.Storage)
 	}
 	q := def.QueueConfig.Get()
-	if !def.QueueConfig.HasValue() || !q.WaitForResult || !q.Batch.HasValue() || q.StorageID != nil {
-		t.Fatalf("default queue must acknowledge after commit with batching: %+v", q)
+	if !def.QueueConfig.HasValue() || !q.WaitForResult || q.Batch.HasValue() || q.StorageID != nil {
+		t.Fatalf("default queue must acknowledge after commit without merging requests: %+v", q)
 	}
 
 	pg := loadConfig(t, "postgres")
@@ -61,8 +61,23 @@ func TestConfigs(t *testing.T) {
 	if err := confmap.Validate(pq); err != nil {
 		t.Fatalf("persistent config: %v", err)
 	}
+	if pq.Storage.SQLite.PageSize != 8192 {
+		t.Fatalf("persistent config: storage.sqlite.page_size = %d, want 8192", pq.Storage.SQLite.PageSize)
+	}
 	if id := pq.QueueConfig.Get().StorageID; id == nil || id.String() != "file_storage" {
 		t.Fatalf("persistent queue storage = %v", id)
+	}
+
+	// A sending_queue section without batch keeps the default's "no batch".
+	if pq.QueueConfig.Get().Batch.HasValue() {
+		t.Fatal("sending_queue without batch enabled batching")
+	}
+	err := confmap.Validate(loadConfig(t, "batched"))
+	if err == nil || !strings.Contains(err.Error(), "remove sending_queue.batch") {
+		t.Fatalf("batching with wait_for_result: Validate = %v", err)
+	}
+	if err := confmap.Validate(loadConfig(t, "persistent_batched")); err != nil {
+		t.Fatalf("batching behind a persistent queue: %v", err)
 	}
 
 	nq := loadConfig(t, "noqueue")
@@ -109,6 +124,7 @@ func TestConfigValidateErrors(t *testing.T) {
 		{"memory", func(c *Config) { c.Storage.DSN = ":memory:" }, "in-memory"},
 		{"uri", func(c *Config) { c.Storage.DSN = "file:x.db?_pragma=foo" }, "plain file path"},
 		{"synchronous", func(c *Config) { c.Storage.SQLite.Synchronous = "OFF" }, "synchronous"},
+		{"page size", func(c *Config) { c.Storage.SQLite.PageSize = 10000 }, "storage.sqlite.page_size 10000 is not supported"},
 		{"pg dsn", func(c *Config) {
 			c.Storage.Driver, c.Storage.DSN = DriverPostgres, "postgres://u:"+secret+"@host:notaport/db"
 		}, "not a valid PostgreSQL connection string"},

@@ -41,6 +41,18 @@ const (
 	Source                = "fallom.source"                   // string: dialect name
 )
 
+// Fallom SDK experiment fields (DESIGN 6): span attributes the processor
+// normalizes from wherever the SDK put them, and the exporter stores in the
+// spans columns of the same names (config_version: sdkstore decides).
+const (
+	ConfigKey          = "fallom.config_key"           // string: the model A/B config (the SDK's configKey)
+	ConfigVersion      = "fallom.config_version"       // int
+	PromptKey          = "fallom.prompt_key"           // string: the managed prompt used
+	PromptVersion      = "fallom.prompt_version"       // int
+	PromptABTestKey    = "fallom.prompt_ab_test_key"   // string: the prompt A/B test
+	PromptVariantIndex = "fallom.prompt_variant_index" // int: the test's variant, 0-based
+)
+
 // Cost sources.
 const (
 	CostReported = "reported"

@@ -61,25 +61,3 @@ func lockForEdit(target string) (unlock func(), err error) {
 		_ = f.Close()
 	}, nil
 }
-
-// keepOwner gives the new file (tmp) the owner and group of the file it
-// replaces. Without it, `keys revoke` run as root on a file of the user the
-// collector runs as leaves a root-owned 0600 file the collector cannot read:
-// it keeps its old keys, and the revocation silently does not happen. A
-// user who may not give the file its owner back is refused before the
-// rename, with the reason.
-func keepOwner(tmp *os.File, old fs.FileInfo) error {
-	st, ok := old.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	uid, gid := int(st.Uid), int(st.Gid)
-	if uid == os.Geteuid() && gid == os.Getegid() {
-		return nil
-	}
-	if err := tmp.Chown(uid, gid); err != nil {
-		return fmt.Errorf("the keys file belongs to uid %d gid %d and the rewritten file could not be given that owner back (%v): "+
-			"run `keys` as that user (or as root) so the collector can still read it; nothing was changed", uid, gid, err)
-	}
-	return nil
-}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fallom/fallom-collector/internal/atomicfile"
 	"github.com/fallom/fallom-collector/internal/principal"
 )
 
@@ -386,58 +386,25 @@ func scalar(v string) *yaml.Node {
 }
 
 // WriteFileAtomic replaces path with data so that readers (the extension's
-// watcher) see either the old or the new content, never a partial file: it
-// writes a temporary file in the same directory, syncs it and renames it over
-// path. A new file and its directory are created private (0600 / 0700); an
-// existing file keeps its mode and its owner. path must not be a symbolic
-// link (see ResolveLink): the rename would replace the link.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating directory for keys file: %w", err)
+// watcher) see either the old or the new content, never a partial file
+// (atomicfile.Write: temporary file in the same directory, sync, rename). A
+// new file and its directory are created private (0600 / 0700); an existing
+// file keeps its mode and its owner, or is left alone with the reason. path
+// must not be a symbolic link (see ResolveLink): the rename would replace
+// the link.
+func WriteFileAtomic(path string, data []byte) error {
+	err := atomicfile.Write(path, data, 0o600, 0o700)
+	var owner *atomicfile.OwnerError
+	if errors.As(err, &owner) {
+		// Without the owner, `keys revoke` run as root on a file of the
+		// user the collector runs as would leave a root-owned 0600 file the
+		// collector cannot read: it would keep its old keys, and the
+		// revocation would silently not happen.
+		return fmt.Errorf("the keys file belongs to uid %d gid %d and the rewritten file could not be given that owner back (%v): "+
+			"run `keys` as that user (or as root) so the collector can still read it; nothing was changed", owner.UID, owner.GID, owner.Err)
 	}
-	mode := os.FileMode(0o600)
-	old, statErr := os.Stat(path)
-	if statErr == nil {
-		mode = old.Mode().Perm()
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("creating temporary keys file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if old != nil {
-		if err = keepOwner(tmp, old); err != nil {
-			_ = tmp.Close()
-			return err
-		}
-	}
-	if _, err = tmp.Write(data); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("writing temporary keys file: %w", err)
-	}
-	if err = tmp.Chmod(mode); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("setting keys file mode: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		_ = tmp.Close()
-		return fmt.Errorf("syncing keys file: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("closing temporary keys file: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("replacing keys file: %w", err)
-	}
-	// Make the rename durable; failure here does not undo the write.
-	if d, dirErr := os.Open(dir); dirErr == nil {
-		_ = d.Sync()
-		_ = d.Close()
+		return fmt.Errorf("writing keys file %s: %w", path, err)
 	}
 	return nil
 }

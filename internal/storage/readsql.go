@@ -273,6 +273,8 @@ func (s *Span) scanTargets() []any {
 		&s.InputCostUSD, &s.OutputCostUSD, &s.TotalCostUSD, &s.CostSource,
 		&s.FinishReason, &s.TimeToFirstTokenMs, &s.Streamed,
 		&s.Prompt, &s.Completion, &s.Source,
+		&s.ConfigKey, &s.ConfigVersion, &s.PromptKey, &s.PromptVersion,
+		&s.PromptABTestKey, &s.PromptVariantIndex,
 		&s.Attributes, &s.ResourceAttributes,
 	}
 }

@@ -66,7 +66,7 @@ func BenchmarkProcessOpenRouter(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := authed
 	benchOnClones(b, td, func(t ptrace.Traces) {
 		if err := proc.ConsumeTraces(ctx, t); err != nil {
 			b.Fatal(err)

@@ -12,9 +12,18 @@ import (
 // Config of the openroutermapping processor.
 type Config struct {
 	// DefaultProjectID is stamped as the resource attribute fallom.project_id
-	// on data that arrives without an authenticated project and without one
-	// of its own. Empty: leave such resources as they are.
+	// on data that arrives without an authenticated project (no fallomauth
+	// principal in the request context), replacing what the sender put there
+	// (unless TrustResourceProject). Empty, and TrustResourceProject off
+	// (the default): such data is refused.
 	DefaultProjectID string `mapstructure:"default_project_id"`
+
+	// TrustResourceProject lets data without an authenticated project keep
+	// the fallom.project_id its sender set on the resource (those without
+	// one get DefaultProjectID, if set, else stay as they are). Only for
+	// senders that are trusted anyway: applications of a sidecar on
+	// localhost, or an upstream collector that stamped the project.
+	TrustResourceProject bool `mapstructure:"trust_resource_project"`
 
 	// DropContent removes prompts and completions (every source attribute,
 	// and the content of gen_ai.* span events); tokens, cost and timing stay.

@@ -26,7 +26,7 @@ func TestLoadConfig(t *testing.T) {
 		{id: component.NewIDWithName(metadata.Type, "private"), want: &Config{
 			DefaultProjectID: "acme", DropContent: true, MaxValueBytes: 65536, PricingFile: "testdata/prices.yaml", RetryAfter: defaultRetryAfter,
 		}},
-		{id: component.NewIDWithName(metadata.Type, "sidecar"), want: &Config{KeepOriginalContent: true, RetryAfter: defaultRetryAfter}},
+		{id: component.NewIDWithName(metadata.Type, "sidecar"), want: &Config{KeepOriginalContent: true, TrustResourceProject: true, RetryAfter: defaultRetryAfter}},
 		{id: component.NewIDWithName(metadata.Type, "contradiction"), wantErr: "drop_content and keep_original_content contradict"},
 		{id: component.NewIDWithName(metadata.Type, "negative"), wantErr: "max_value_bytes must be 0 (no limit) or positive"},
 		{id: component.NewIDWithName(metadata.Type, "tiny"), wantErr: "at least 256"},

@@ -75,6 +75,14 @@ func normalizeContent(kind contentKind, v pcommon.Value, defRole string, h *hint
 		}
 	case ckText:
 		return marshalMsgs([]normMsg{{Role: defRole, Content: s}})
+	case ckFallomRequest:
+		if msgs := fallomRequest(s); msgs != nil {
+			return marshalMsgs(msgs)
+		}
+	case ckFallomResponse:
+		if msgs := fallomResponse(s); msgs != nil {
+			return marshalMsgs(msgs)
+		}
 	}
 	return normalizeAny(s, defRole)
 }
@@ -287,6 +295,9 @@ func convertMessage(m map[string]any, defRole string) []normMsg {
 	if msg.Role == "" {
 		msg.Role = defRole
 	}
+	if alias, ok := roleAliases[msg.Role]; ok {
+		msg.Role = alias
+	}
 	msg.Name = str(m["name"])
 	msg.ToolCallID = str(m["tool_call_id"])
 	if tc, ok := m["tool_calls"].([]any); ok && len(tc) > 0 {
@@ -325,7 +336,11 @@ func convertMessage(m map[string]any, defRole string) []normMsg {
 			}
 			continue
 		}
-		switch strings.ToLower(str(pm["type"])) {
+		typ := strings.ToLower(str(pm["type"]))
+		if typ == "" {
+			typ = untypedPartType(pm)
+		}
+		switch typ {
 		case "text", "input_text", "output_text":
 			txt := str(pm["text"])
 			if txt == "" {
@@ -333,16 +348,18 @@ func convertMessage(m map[string]any, defRole string) []normMsg {
 			}
 			kept = append(kept, map[string]any{"type": "text", "text": txt})
 		case "reasoning", "thinking", "reasoning_text", "summary_text":
-			r := str(pm["content"])
-			if r == "" {
-				r = str(pm["text"])
-			}
-			msg.Reasoning += r
-		case "tool_call", "tool-call", "function_call":
+			msg.Reasoning += firstStr(pm, "content", "text", "thinking") // Anthropic: {"type":"thinking","thinking":...}
+		case "tool_call", "tool-call", "function_call", "tool_use":
 			msg.ToolCalls = append(msg.ToolCalls, toolCall(
 				firstStr(pm, "id", "toolCallId", "call_id"),
 				firstStr(pm, "name", "toolName"),
 				firstOf(pm, "arguments", "args", "input")))
+		case "functioncall": // Gemini {"functionCall":{"name","args"}}
+			fc, _ := pm["functionCall"].(map[string]any)
+			msg.ToolCalls = append(msg.ToolCalls, toolCall(str(fc["id"]), str(fc["name"]), fc["args"]))
+		case "functionresponse": // Gemini {"functionResponse":{"name","response"}}
+			fr, _ := pm["functionResponse"].(map[string]any)
+			results = append(results, normMsg{Role: "tool", ToolCallID: str(fr["id"]), Name: str(fr["name"]), Content: textOf(fr["response"])})
 		case "tool_call_response", "tool-result", "tool_result", "function_call_output":
 			results = append(results, normMsg{
 				Role:       "tool",
@@ -367,6 +384,28 @@ func convertMessage(m map[string]any, defRole string) []normMsg {
 	}
 	out := []normMsg{msg}
 	return append(out, results...)
+}
+
+// roleAliases are other dialects' names of the OpenAI roles (Gemini calls
+// the assistant "model").
+var roleAliases = map[string]string{"model": "assistant"}
+
+// untypedPartType names a part that carries no "type" by the member that
+// holds its value, as Gemini parts do ({"text": ...}, {"functionCall": ...}).
+func untypedPartType(pm map[string]any) string {
+	switch {
+	case pm["functionCall"] != nil:
+		return "functioncall"
+	case pm["functionResponse"] != nil:
+		return "functionresponse"
+	}
+	if _, ok := pm["text"].(string); ok {
+		if thought, _ := pm["thought"].(bool); thought {
+			return "reasoning" // a Gemini thought summary
+		}
+		return "text"
+	}
+	return ""
 }
 
 func isTextPart(p any) bool {

@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"encoding/json"
 	"regexp"
 	"sort"
@@ -186,6 +185,26 @@ var contentFixtures = []contentFixture{
 		"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "SECRET-ll-user",
 		"gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.content": "SECRET-ll-answer",
 	}, messages: []string{"gen_ai.prompt.", "gen_ai.completion."}},
+	{name: "fallom sdk openai", attrs: map[string]any{
+		"config_key": "my-agent", "session_id": "s1", "kind": "llm", "model": "gpt-4o",
+		"fallom.sdk_version": "2", "fallom.method": "chat.completions.create",
+		"fallom.raw.request":  `{"messages":[{"role":"system","content":"SECRET-fs-sys"},{"role":"user","content":"SECRET-fs-user"}],"model":"gpt-4o"}`,
+		"fallom.raw.response": `{"text":"SECRET-fs-answer","finishReason":"stop","responseId":"chatcmpl-1","model":"gpt-4o","toolCalls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":\"SECRET-fs-args\"}"}}]}`,
+		"fallom.raw.usage":    `{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}`,
+		"fallom.raw.metadata": `{"id":"chatcmpl-1","choices":[{"message":"[content omitted]"}]}`,
+	}},
+	{name: "fallom sdk ai-sdk steps", attrs: map[string]any{
+		"config_key": "my-agent", "session_id": "s1", "kind": "llm", "model": "gpt-4o",
+		"fallom.sdk_version": "2", "fallom.method": "generateText",
+		"fallom.raw.request":  `{"prompt":"SECRET-fs-prompt","system":"SECRET-fs-system","model":"gpt-4o","tools":["weather"],"maxSteps":2}`,
+		"fallom.raw.response": `{"text":"SECRET-fs-final","finishReason":"stop","toolCalls":[],"toolResults":[],"steps":[{"text":"","toolCalls":[{"toolCallId":"c1","toolName":"weather","args":{"city":"SECRET-fs-city"}}],"toolResults":[{"toolCallId":"c1","toolName":"weather","result":"SECRET-fs-result"}]},{"text":"SECRET-fs-final","toolCalls":[],"toolResults":[]}]}`,
+		"fallom.raw.usage":    `{"promptTokens":10,"completionTokens":2,"totalTokens":12}`,
+	}},
+	{name: "fallom sdk wrapTraced", attrs: map[string]any{
+		"config_key": "my-agent", "session_id": "s1", "kind": "custom",
+		"fallom.sdk_version": "2", "fallom.span_type": "manual",
+		"input": map[string]any{"doc": "SECRET-fs-in"}, "output": "SECRET-fs-out", "rag.k": int64(5),
+	}},
 }
 
 var markerRE = regexp.MustCompile(`SECRET-[a-z0-9-]+`)
@@ -235,7 +254,7 @@ func TestDropContentRemovesEveryContentKey(t *testing.T) {
 	p := newTestProcessor(t, cfg)
 	for _, f := range contentFixtures {
 		t.Run(f.name, func(t *testing.T) {
-			out, err := p.processTraces(context.Background(), f.traces(t))
+			out, err := p.processTraces(authed, f.traces(t))
 			require.NoError(t, err)
 			span := spanAt(out, 0)
 			got := attrSets(span)
@@ -268,7 +287,7 @@ func TestContentIsStoredOnceAndNeverLost(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	for _, f := range contentFixtures {
 		t.Run(f.name, func(t *testing.T) {
-			out, err := p.processTraces(context.Background(), f.traces(t))
+			out, err := p.processTraces(authed, f.traces(t))
 			require.NoError(t, err)
 			span := spanAt(out, 0)
 			attrs := span.Attributes().AsRaw()

@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 
@@ -461,7 +460,7 @@ func TestDialectOTelGenAIEvents(t *testing.T) {
 		return td
 	}
 	p := newTestProcessor(t, nil)
-	out, err := p.processTraces(context.Background(), build())
+	out, err := p.processTraces(authed, build())
 	require.NoError(t, err)
 	got := spanAt(out, 0).Attributes().AsRaw()
 	prompt := messages(t, got, fallomattr.Prompt)
@@ -480,7 +479,7 @@ func TestDialectOTelGenAIEvents(t *testing.T) {
 
 	cfg := createDefaultConfig()
 	cfg.KeepOriginalContent = true
-	out, err = newTestProcessor(t, cfg).processTraces(context.Background(), build())
+	out, err = newTestProcessor(t, cfg).processTraces(authed, build())
 	require.NoError(t, err)
 	assert.Contains(t, spanAt(out, 0).Events().At(1).Attributes().AsRaw(), "content")
 	assert.Contains(t, spanAt(out, 0).Attributes().AsRaw(), fallomattr.Prompt)

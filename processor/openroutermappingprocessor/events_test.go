@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -48,7 +47,7 @@ func detailsEventSpan(t *testing.T, spanAttrs map[string]any) ptrace.Traces {
 // only because it was stored.
 func TestDetailsEventContentIsStored(t *testing.T) {
 	p := newTestProcessor(t, nil)
-	out, err := p.processTraces(context.Background(), detailsEventSpan(t, nil))
+	out, err := p.processTraces(authed, detailsEventSpan(t, nil))
 	require.NoError(t, err)
 	got := spanAt(out, 0).Attributes().AsRaw()
 	assert.Equal(t, []map[string]any{
@@ -62,14 +61,14 @@ func TestDetailsEventContentIsStored(t *testing.T) {
 
 	cfg := createDefaultConfig()
 	cfg.KeepOriginalContent = true
-	out, err = newTestProcessor(t, cfg).processTraces(context.Background(), detailsEventSpan(t, nil))
+	out, err = newTestProcessor(t, cfg).processTraces(authed, detailsEventSpan(t, nil))
 	require.NoError(t, err)
 	assert.Len(t, spanAt(out, 0).Events().At(0).Attributes().AsRaw(), 4)
 	assert.Contains(t, spanAt(out, 0).Attributes().AsRaw(), fallomattr.Completion)
 
 	cfg = createDefaultConfig()
 	cfg.DropContent = true
-	out, err = newTestProcessor(t, cfg).processTraces(context.Background(), detailsEventSpan(t, nil))
+	out, err = newTestProcessor(t, cfg).processTraces(authed, detailsEventSpan(t, nil))
 	require.NoError(t, err)
 	got = spanAt(out, 0).Attributes().AsRaw()
 	assert.NotContains(t, got, fallomattr.Prompt)
@@ -86,7 +85,7 @@ func TestEventContentNotStoredIsKept(t *testing.T) {
 		"gen_ai.input.messages":  `[{"role":"user","parts":[{"type":"text","content":"Capital of Spain?"}]}]`,
 		"gen_ai.output.messages": `[{"role":"assistant","parts":[{"type":"text","content":"Madrid."}]}]`,
 	})
-	out, err := p.processTraces(context.Background(), td)
+	out, err := p.processTraces(authed, td)
 	require.NoError(t, err)
 	got := spanAt(out, 0).Attributes().AsRaw()
 	assert.Equal(t, []map[string]any{{"role": "user", "content": "Capital of Spain?"}}, messages(t, got, fallomattr.Prompt))
@@ -100,7 +99,7 @@ func TestEventContentNotStoredIsKept(t *testing.T) {
 	ev2 := spanAt(td, 0).Events().AppendEmpty()
 	ev2.SetName("gen_ai.user.message")
 	ev2.Attributes().PutStr("content", "Something else")
-	out, err = p.processTraces(context.Background(), td)
+	out, err = p.processTraces(authed, td)
 	require.NoError(t, err)
 	assert.Equal(t, "Something else", spanAt(out, 0).Events().At(0).Attributes().AsRaw()["content"])
 }

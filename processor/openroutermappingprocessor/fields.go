@@ -45,6 +45,21 @@ const (
 	fInvocationParams // OpenInference llm.invocation_parameters
 	// A point in time that gives the time to first token (minus the span's start).
 	fCompletionStart
+	// Fallom SDK experiment fields (DESIGN 6), written as fallom.* attributes.
+	fConfigKey
+	fConfigVersion
+	fPromptKey
+	fPromptVersion
+	fPromptABTestKey
+	fPromptVariantIndex
+	// Fallom SDK TraceData status, for a span whose receiver left the
+	// span's own status unset.
+	fStatus
+	fErrorMessage
+	// Fallom SDK JSON strings whose members feed fields (see embeddedSpecs).
+	fRawUsage    // fallom.raw.usage: the provider's own usage object
+	fRawRequest  // fallom.raw.request (also content)
+	fRawResponse // fallom.raw.response (also content)
 	nFields
 )
 
@@ -104,6 +119,7 @@ var fieldSpecs = []fieldSpec{
 		"langfuse.user.id",
 		"metadata.user_api_key_end_user_id", // LiteLLM proxy
 		"enduser.id",                        // older OTel general semconv
+		"customer_id",                       // Fallom SDK TraceData
 	)},
 	// The model that served the call; falls back to the request model (rows
 	// after the response keys).
@@ -117,13 +133,14 @@ var fieldSpecs = []fieldSpec{
 		"gen_ai.request.model",
 		"llm.request.model_name",
 		"ai.model.id",
-	)},
+		"model", // Fallom SDK TraceData: the response model if known, else the request model
+	)}, // then model / modelId inside fallom.raw.response (embeddedSpecs)
 	{fRequestedModel, rString, keys(
 		"fallom.requested_model",
 		"gen_ai.request.model",
 		"llm.request.model_name", // OpenInference
 		"ai.model.id",
-	)}, // then llm.invocation_parameters {"model": ...} (embeddedSpecs)
+	)}, // then llm.invocation_parameters and fallom.raw.request {"model": ...} (embeddedSpecs)
 	{fProvider, rString, keys(
 		"fallom.provider",
 		"trace.metadata.openrouter.provider_name", // OpenRouter: the serving provider
@@ -138,6 +155,7 @@ var fieldSpecs = []fieldSpec{
 		"gen_ai.operation.name",
 		"llm.request.type", // OpenLLMetry
 		"ai.operationId",   // Vercel AI SDK
+		"fallom.method",    // Fallom SDK: the wrapped method (chat.completions.create, generateText...)
 	)},
 	{fInputTokens, rInt, keys(
 		"fallom.input_tokens",
@@ -238,6 +256,7 @@ var fieldSpecs = []fieldSpec{
 	)},
 	{fStreamed, rBool, keys(
 		"fallom.streamed",
+		"fallom.is_streaming",                           // Fallom SDK stream wrappers
 		"gen_ai.request.stream",                         // semconv
 		"trace.metadata.openrouter_generation.streamed", // OpenRouter
 		"gen_ai.is_streaming",                           // older
@@ -251,6 +270,10 @@ var fieldSpecs = []fieldSpec{
 	}, other: vNone}}}},
 	{fIsGeneration, rVerdict, []source{
 		{key: "fallom.is_generation", verdict: boolVerdicts},
+		// Fallom SDK: TraceData kind (llm spans are model calls), as the
+		// receiver keeps it; bare "kind" comes last (below).
+		{key: "fallom.kind", verdict: fallomKinds},
+		{key: "fallom.span_kind", verdict: fallomKinds},
 		// OpenRouter: the root has span.type=generation, its children
 		// ("generation", "provider attempt N: ...") have span.type=span.
 		{key: "span.type", verdict: verdicts{match: map[string]bool{"generation": true}, other: vFalse}},
@@ -274,16 +297,51 @@ var fieldSpecs = []fieldSpec{
 		}, other: vNone}},
 		// OpenLLMetry marks its own workflow/task/agent/tool spans.
 		{key: "traceloop.span.kind", verdict: verdicts{match: map[string]bool{}, other: vFalse}},
+		// Fallom SDK: the wrappers of one model call (also on their ERROR
+		// spans, which carry no usage); agent.generate (Mastra) aggregates.
+		{key: "fallom.method", verdict: verdicts{match: map[string]bool{
+			"chat.completions.create": true, "responses.create": true, "messages.create": true, "generatecontent": true,
+			"generatetext": true, "streamtext": true, "generateobject": true, "streamobject": true,
+			"tracemodel.dogenerate": true, "tracemodel.dostream": true, "llm.completion": true,
+			"agent.generate": false,
+		}, other: vNone}},
+		{key: "kind", verdict: fallomKinds},
 	}},
 	{fInputNoCache, rInt, keys("ai.usage.inputTokenDetails.noCacheTokens")}, // Vercel ai@6.0.119+
 	{fOutputText, rInt, keys("ai.usage.outputTokenDetails.textTokens")},
-	{fProviderMetadata, rJSON, keys("ai.response.providerMetadata")},
+	{fProviderMetadata, rJSON, keys(
+		"ai.response.providerMetadata", // Vercel AI SDK
+		"fallom.raw.providerMetadata",  // Fallom SDK AI-SDK wrappers: the same object
+	)},
 	{fInvocationParams, rJSON, keys("llm.invocation_parameters")}, // OpenInference
 	{fCompletionStart, rTimestamp, keys("langfuse.observation.completion_start_time")},
 	{fUsageJSON, rJSON, keys("langfuse.observation.usage_details")},
 	{fCostJSON, rJSON, keys("langfuse.observation.cost_details")},
 	{fSource, rString, keys("fallom.source")},
+
+	// Fallom SDK experiment fields: the canonical key first, then the
+	// TraceData field as the receiver keeps it, then the legacy OTel-mode
+	// keys of Python SDK <= 0.1.3 (FALLOM_SDK.md 5.3).
+	{fConfigKey, rString, keys("fallom.config_key", "config_key")},
+	{fConfigVersion, rInt, keys("fallom.config_version", "config_version")},
+	{fPromptKey, rString, keys("fallom.prompt_key", "prompt_key")},
+	{fPromptVersion, rInt, keys("fallom.prompt_version", "prompt_version")},
+	{fPromptABTestKey, rString, keys("fallom.prompt_ab_test_key", "prompt_ab_test_key", "fallom.prompt_ab_test")},
+	{fPromptVariantIndex, rInt, keys("fallom.prompt_variant_index", "prompt_variant_index", "fallom.prompt_variant")},
+	{fStatus, rString, keys("fallom.status", "status")},
+	{fErrorMessage, rString, keys("fallom.error_message", "error_message")},
+	{fRawUsage, rJSON, keys("fallom.raw.usage")},
+	{fRawRequest, rJSON, keys("fallom.raw.request")},
+	{fRawResponse, rJSON, keys("fallom.raw.response")},
 }
+
+// fallomKinds: the Fallom SDK's span kinds (FALLOM_SDK.md 2.2). Unknown
+// kinds leave the verdict to lower rules.
+var fallomKinds = verdicts{match: map[string]bool{
+	"llm":   true,
+	"agent": false, "custom": false, "tool": false, "retrieval": false, "preprocessing": false,
+	"postprocessing": false, "chain": false, "retriever": false,
+}, other: vNone}
 
 // embeddedSpec reads one member of a JSON attribute value (path: member
 // names joined by ".") into a field. Embedded values rank below every
@@ -315,8 +373,70 @@ var embeddedSpecs = []embeddedSpec{
 	{fProviderMetadata, "openrouter.usage.cost", fTotalCost, rDouble}, // what OpenRouter charged
 	{fProviderMetadata, "openrouter.usage.promptTokensDetails.cachedTokens", fCachedTokens, rInt},
 	{fProviderMetadata, "openrouter.usage.completionTokensDetails.reasoningTokens", fReasoningTokens, rInt},
+	// Vercel AI SDK v4 providers (@ai-sdk/anthropic@1, @ai-sdk/openai@1).
+	{fProviderMetadata, "anthropic.cacheReadInputTokens", fCachedTokens, rInt},
+	{fProviderMetadata, "openai.cachedPromptTokens", fCachedTokens, rInt},
+	{fProviderMetadata, "openai.reasoningTokens", fReasoningTokens, rInt},
 	// OpenInference: the request's parameters, including the model asked for.
 	{fInvocationParams, "model", fRequestedModel, rString},
+
+	// Fallom SDK: fallom.raw.usage is the usage object as the wrapped client
+	// returned it (FALLOM_SDK.md 2.3), one shape per provider and AI SDK
+	// version; the shapes share no member name, so the members present are
+	// those of one shape. Counting: OpenAI's prompt_tokens holds its cached
+	// tokens; Anthropic's input_tokens leaves the cache out (so it is also
+	// the witness of the input without cache); Gemini's candidates leave the
+	// thoughts out (the witness of the output without reasoning); the AI SDK
+	// passes its provider's counts on (tokenRules, and ai@6's details).
+	{fRawUsage, "prompt_tokens", fInputTokens, rInt}, // OpenAI chat; PY Responses and LangChain use the same names
+	{fRawUsage, "completion_tokens", fOutputTokens, rInt},
+	{fRawUsage, "total_tokens", fTotalTokens, rInt},
+	{fRawUsage, "prompt_tokens_details.cached_tokens", fCachedTokens, rInt},
+	{fRawUsage, "completion_tokens_details.reasoning_tokens", fReasoningTokens, rInt},
+	{fRawUsage, "input_tokens", fInputTokens, rInt}, // Anthropic
+	{fRawUsage, "input_tokens", fInputNoCache, rInt},
+	{fRawUsage, "output_tokens", fOutputTokens, rInt},
+	{fRawUsage, "cache_read_input_tokens", fCachedTokens, rInt},
+	{fRawUsage, "cache_creation_input_tokens", fCacheWriteTokens, rInt},
+	{fRawUsage, "cache_creation.ephemeral_1h_input_tokens", fCacheWrite1h, rInt},
+	{fRawUsage, "promptTokenCount", fInputTokens, rInt}, // Google TS (usageMetadata)
+	{fRawUsage, "candidatesTokenCount", fOutputTokens, rInt},
+	{fRawUsage, "candidatesTokenCount", fOutputText, rInt},
+	{fRawUsage, "totalTokenCount", fTotalTokens, rInt},
+	{fRawUsage, "cachedContentTokenCount", fCachedTokens, rInt},
+	{fRawUsage, "thoughtsTokenCount", fReasoningTokens, rInt},
+	{fRawUsage, "prompt_token_count", fInputTokens, rInt}, // Google PY (usage_metadata)
+	{fRawUsage, "candidates_token_count", fOutputTokens, rInt},
+	{fRawUsage, "candidates_token_count", fOutputText, rInt},
+	{fRawUsage, "total_token_count", fTotalTokens, rInt},
+	{fRawUsage, "cached_content_token_count", fCachedTokens, rInt},
+	{fRawUsage, "thoughts_token_count", fReasoningTokens, rInt},
+	{fRawUsage, "promptTokens", fInputTokens, rInt}, // Vercel AI SDK v4
+	{fRawUsage, "completionTokens", fOutputTokens, rInt},
+	{fRawUsage, "totalTokens", fTotalTokens, rInt}, // v4 to v6
+	{fRawUsage, "inputTokens", fInputTokens, rInt}, // v5 and v6
+	{fRawUsage, "outputTokens", fOutputTokens, rInt},
+	{fRawUsage, "inputTokenDetails.noCacheTokens", fInputNoCache, rInt}, // v6
+	{fRawUsage, "inputTokenDetails.cacheReadTokens", fCachedTokens, rInt},
+	{fRawUsage, "inputTokenDetails.cacheWriteTokens", fCacheWriteTokens, rInt},
+	{fRawUsage, "outputTokenDetails.textTokens", fOutputText, rInt},
+	{fRawUsage, "outputTokenDetails.reasoningTokens", fReasoningTokens, rInt},
+	{fRawUsage, "cachedInputTokens", fCachedTokens, rInt}, // v5 (kept, deprecated, in v6)
+	{fRawUsage, "reasoningTokens", fReasoningTokens, rInt},
+	// traceModel.doGenerate on an ai@6 model: the provider's own
+	// LanguageModelV3 usage, whose counts are objects.
+	{fRawUsage, "inputTokens.total", fInputTokens, rInt},
+	{fRawUsage, "inputTokens.noCache", fInputNoCache, rInt},
+	{fRawUsage, "inputTokens.cacheRead", fCachedTokens, rInt},
+	{fRawUsage, "inputTokens.cacheWrite", fCacheWriteTokens, rInt},
+	{fRawUsage, "outputTokens.total", fOutputTokens, rInt},
+	{fRawUsage, "outputTokens.text", fOutputText, rInt},
+	{fRawUsage, "outputTokens.reasoning", fReasoningTokens, rInt},
+	// Fallom SDK: what the wrappers echo of the call (FALLOM_SDK.md 2.3).
+	{fRawRequest, "model", fRequestedModel, rString},
+	{fRawResponse, "finishReason", fFinishReason, rString},
+	{fRawResponse, "model", fModel, rString},   // OpenAI, Anthropic, PY Responses
+	{fRawResponse, "modelId", fModel, rString}, // AI SDK
 }
 
 // tokenCounting says what an emitter leaves out of its input and output
@@ -344,7 +464,7 @@ const (
 // without reasoning, sent beside the totals) tells which count the total is,
 // and the guard in tokens.go restores figures that cannot be inclusive.
 type tokenRule struct {
-	dialect   dialect
+	dialects  []dialect
 	version   string   // for the README
 	markers   []string // keys only this version sends (any of them)
 	providers []string // lower-cased prefixes of the provider
@@ -352,9 +472,16 @@ type tokenRule struct {
 	source    string // where the counting was read
 }
 
+// viaAISDK: the dialects whose counts are the Vercel AI SDK's: its own
+// telemetry, and the Fallom SDK's AI-SDK wrappers (fallom.raw.usage is the
+// AI SDK's usage; fallom.provider is the model's provider, as ai.model.provider).
+// The ai@6.0.119+ row needs no Fallom twin: there the details travel inside
+// fallom.raw.usage, whose noCacheTokens / textTokens are witnesses.
+var viaAISDK = []dialect{dVercelAI, dFallom}
+
 var tokenRules = []tokenRule{
 	{
-		dialect: dVercelAI, version: "ai@6.0.119+ and ai@7",
+		dialects: []dialect{dVercelAI}, version: "ai@6.0.119+ and ai@7",
 		markers: []string{
 			"ai.usage.inputTokenDetails.noCacheTokens", "ai.usage.inputTokenDetails.cacheReadTokens",
 			"ai.usage.inputTokenDetails.cacheWriteTokens", "ai.usage.outputTokenDetails.textTokens",
@@ -364,19 +491,19 @@ var tokenRules = []tokenRule{
 		source:   "vercel/ai packages/ai/src/types/usage.ts asLanguageModelUsage (inputTokens = inputTokens.total); details added to telemetry in #13129",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118 send the same keys: the witness tells)",
+		dialects: viaAISDK, version: "ai@3-5 (ai@6.0.0-6.0.118 send the same keys: the witness tells)",
 		providers: []string{"anthropic.", "vertex.anthropic."},
 		counting:  inputOmitsCache,
 		source:    "@ai-sdk/anthropic@2.0.0 src/anthropic-messages-language-model.ts: inputTokens = usage.input_tokens, totalTokens = input_tokens + output_tokens",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5 (and ai@6 with @ai-sdk/amazon-bedrock < 4.0.13)",
+		dialects: viaAISDK, version: "ai@3-5 (and ai@6 with @ai-sdk/amazon-bedrock < 4.0.13)",
 		providers: []string{"amazon-bedrock", "bedrock"},
 		counting:  inputOmitsCache,
 		source:    "@ai-sdk/amazon-bedrock@3.0.0 src/bedrock-chat-language-model.ts: inputTokens = usage.inputTokens (Converse counts the cache apart); fixed in 4.0.13 (e89fc99651)",
 	},
 	{
-		dialect: dVercelAI, version: "ai@3-5 (ai@6.0.0-6.0.118: the witness tells)",
+		dialects: viaAISDK, version: "ai@3-5 (ai@6.0.0-6.0.118: the witness tells)",
 		providers: []string{"google."},
 		counting:  outputOmitsReasoning,
 		source:    "@ai-sdk/google@2.0.0 src/google-generative-ai-language-model.ts: outputTokens = candidatesTokenCount (thoughts apart), totalTokens = totalTokenCount",
@@ -408,6 +535,8 @@ const (
 	ckText                          // plain text (Vercel ai.response.text)
 	ckFlatOpenInference             // llm.input_messages.N.* / llm.output_messages.N.*
 	ckFlatTraceloop                 // gen_ai.prompt.N.* / gen_ai.completion.N.*
+	ckFallomRequest                 // fallom.raw.request: the request of any wrapper of the Fallom SDK
+	ckFallomResponse                // fallom.raw.response: what the wrapper kept of the response
 )
 
 // contentRole: where a content key goes.
@@ -437,8 +566,9 @@ type contentSpec struct {
 // only here (TestContentKeysOfEveryDialectFixture walks the fixtures).
 var contentSpecs = []contentSpec{
 	{key: "fallom.prompt", role: toPrompt, kind: ckNormalized},
-	{key: "gen_ai.input.messages", role: toPrompt, kind: ckMessages}, // semconv current
-	{key: "gen_ai.prompt", role: toPrompt, kind: ckOpenRouter},       // OpenRouter; older semconv (a string)
+	{key: "fallom.raw.request", role: toPrompt, kind: ckFallomRequest}, // Fallom SDK
+	{key: "gen_ai.input.messages", role: toPrompt, kind: ckMessages},   // semconv current
+	{key: "gen_ai.prompt", role: toPrompt, kind: ckOpenRouter},         // OpenRouter; older semconv (a string)
 	{key: "llm.input_messages.", role: toPrompt, kind: ckFlatOpenInference},
 	{key: "gen_ai.prompt.", role: toPrompt, kind: ckFlatTraceloop},
 	{key: "llm.prompts.", role: toPrompt, kind: ckFlatOpenInference}, // OpenInference completions API: llm.prompts.N.prompt.text
@@ -451,6 +581,7 @@ var contentSpecs = []contentSpec{
 	{key: "ai.prompt", role: toPrompt, kind: ckAny}, // Vercel AI SDK outer span: {"system","prompt","messages"}
 
 	{key: "fallom.completion", role: toCompletion, kind: ckNormalized},
+	{key: "fallom.raw.response", role: toCompletion, kind: ckFallomResponse}, // Fallom SDK
 	{key: "gen_ai.output.messages", role: toCompletion, kind: ckMessages},
 	{key: "gen_ai.completion", role: toCompletion, kind: ckOpenRouter},
 	{key: "llm.output_messages.", role: toCompletion, kind: ckFlatOpenInference},
@@ -495,6 +626,8 @@ var contentSpecs = []contentSpec{
 	{key: "langfuse.observation.metadata.input", role: toOther},
 	{key: "langfuse.trace.input", role: toOther}, // the whole trace's input, not this call's prompt
 	{key: "langfuse.trace.output", role: toOther},
+	{key: "input", role: toOther},  // Fallom SDK wrapTraced: the function's arguments
+	{key: "output", role: toOther}, // Fallom SDK wrapTraced: its result
 }
 
 // stored reports whether content of this role has a column (and is removed
@@ -522,6 +655,10 @@ var dialectNames = [...]string{
 	dVercelAI: "vercel_ai", dLangfuse: "langfuse", dFallom: "fallom", dOpenRouter: "openrouter",
 }
 
+// scopeDialects: instrumentation scopes that name their dialect (the
+// fallomsdk receiver's TraceData spans are in scope "fallom-sdk").
+var scopeDialects = map[string]dialect{"openrouter": dOpenRouter, "fallom-sdk": dFallom}
+
 // dialectRules: exact keys and key prefixes (ending in ".") that identify a
 // dialect. LiteLLM and Logfire/pydantic-ai emit semconv keys: otel_genai.
 var dialectRules = []struct {
@@ -537,6 +674,10 @@ var dialectRules = []struct {
 	{"fallom.customer_id", dFallom},
 	{"fallom.config_key", dFallom},
 	{"fallom.prompt_key", dFallom},
+	{"fallom.sdk_version", dFallom}, // every TraceData span of SDK 0.2.x
+	{"fallom.method", dFallom},
+	{"fallom.raw.", dFallom},
+	{"config_key", dFallom}, // TraceData's own field (G-Eval traces carry no fallom.* attribute)
 	{"langfuse.", dLangfuse},
 	{"ai.", dVercelAI},
 	{"openinference.", dOpenInference},
@@ -668,6 +809,11 @@ func init() {
 	for i, tr := range tokenRules {
 		for _, k := range tr.markers {
 			get(k).markers |= 1 << i
+		}
+	}
+	for _, dr := range dialectRules {
+		if !strings.HasSuffix(dr.key, ".") {
+			get(dr.key) // a key that only marks a dialect is still looked up
 		}
 	}
 	for k, r := range exactRules {

@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"math"
@@ -72,6 +71,15 @@ var fuzzStrings = []string{
 	"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", "5000000000000000000", "1e306", "reasoning", "anthropic.messages",
 	`{"anthropic":{"usage":{"input_tokens":5,"cache_read_input_tokens":9}},"openrouter":{"usage":{"cost":1e308}}}`,
 	`{"prompt_tokens":9,"prompt_tokens_details":{"cached_tokens":99}}`, `"2026-11-26T11:00:00.5Z"`,
+	// Fallom SDK: usage shapes, wrapper requests and responses, kinds.
+	`{"input_tokens":5,"output_tokens":1,"cache_read_input_tokens":9,"cache_creation":{"ephemeral_1h_input_tokens":99}}`,
+	`{"promptTokenCount":3,"candidatesTokenCount":1,"thoughtsTokenCount":7,"totalTokenCount":2}`,
+	`{"inputTokens":9,"inputTokenDetails":{"noCacheTokens":9,"cacheReadTokens":4},"outputTokens":2,"outputTokenDetails":{"textTokens":5}}`,
+	`{"contents":[{"role":"model","parts":[{"functionCall":{"name":"f"}},{"text":"t","thought":true}]}],"systemInstruction":{"parts":[]}}`,
+	`{"input":[{"type":"function_call_output","call_id":"1","output":null},"x",{"inlineData":{}}],"instructions":["a"]}`,
+	`{"text":null,"toolCalls":[{"name":"f","arguments":{"a":1}}],"content":[{"type":"thinking","thinking":"r"}],"output":[{"type":"message","content":"x"}]}`,
+	`{"responseMessages":[],"steps":[{"toolResults":[{"toolCallId":1}]},{},7],"object":null,"functionCall":{"name":2}}`,
+	"llm", "agent", "ERROR", "generateText", "traceModel.doStream",
 }
 
 type fuzzReader struct{ b []byte }
@@ -201,6 +209,13 @@ func FuzzProcessAttributes(f *testing.F) {
 		"fallom.prompt":        "[{\"role\":\"user\",\"content\":\"\xff\"}]",
 		"gen_ai.request.model": "gpt-\xff",
 	}))
+	// A Fallom SDK span (TraceData fields under their own names).
+	f.Add(fuzzSeed(t0, map[string]any{
+		"kind": "llm", "status": "ERROR", "model": "claude-sonnet-4-5", "prompt_variant_index": int64(-1),
+		"fallom.raw.usage":    `{"input_tokens":12,"output_tokens":100,"cache_read_input_tokens":6209,"cache_creation_input_tokens":50}`,
+		"fallom.raw.request":  `{"system":[{"type":"text","text":"s"}],"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"1","name":"n","input":{}}]}]}`,
+		"fallom.raw.response": `{"text":"","finishReason":"tool_use","toolCalls":[{"id":"1","name":"n","arguments":{}}]}`,
+	}))
 	configs := []*Config{
 		{MaxValueBytes: defaultMaxValueBytes},
 		{MaxValueBytes: minMaxValueBytes, DefaultProjectID: "p"},
@@ -244,7 +259,7 @@ func FuzzProcessAttributes(f *testing.F) {
 		for i, p := range procs {
 			in := ptrace.NewTraces()
 			td.CopyTo(in)
-			out, err := p.processTraces(context.Background(), in)
+			out, err := p.processTraces(authed, in)
 			if err != nil {
 				t.Fatalf("config %d: %v", i, err)
 			}
@@ -303,6 +318,20 @@ func checkContract(t *testing.T, cfg *Config, td ptrace.Traces) {
 				if d := v.Double(); math.IsNaN(d) || math.IsInf(d, 0) || d < 0 {
 					t.Fatalf("%s = %v", col, d)
 				}
+			}
+		}
+		// The Fallom SDK experiment fields: non-empty ids of at most 256
+		// characters, non-negative ints.
+		for _, ef := range experimentFields {
+			v, ok := attrs.Get(ef.attr)
+			switch {
+			case !ok:
+			case ef.isInt:
+				if v.Type() != pcommon.ValueTypeInt || v.Int() < 0 {
+					t.Fatalf("%s = %v (%s)", ef.attr, v.AsRaw(), v.Type())
+				}
+			case v.Type() != pcommon.ValueTypeStr || v.Str() == "" || !utf8.ValidString(v.Str()) || utf8.RuneCountInString(v.Str()) > maxIDChars:
+				t.Fatalf("%s = %q (%s)", ef.attr, v.AsString(), v.Type())
 			}
 		}
 		// Inclusive counts: the parts fit in their wholes.

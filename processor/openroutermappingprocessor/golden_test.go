@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -52,7 +51,7 @@ func viewOf(td ptrace.Traces) []goldenView {
 func TestGoldenOpenRouterDelivery(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	td := loadTraces(t, "openrouter-delivery.json")
-	out, err := p.processTraces(context.Background(), td)
+	out, err := p.processTraces(authed, td)
 	require.NoError(t, err)
 	require.Equal(t, 3, out.SpanCount())
 

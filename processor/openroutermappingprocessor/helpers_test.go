@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +11,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
+
+// authed is the context of a request that fallomauth authenticated: the
+// processor refuses data without one by default.
+var authed = ctxWithProject("test-project")
 
 // fixedNow is the processor clock in tests: the fixtures are from Nov 2026.
 var fixedNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -61,7 +64,7 @@ func oneSpan(attrs map[string]any) ptrace.Traces {
 func mapOne(t testing.TB, p *mappingProcessor, attrs map[string]any) map[string]any {
 	t.Helper()
 	td := oneSpan(attrs)
-	out, err := p.processTraces(context.Background(), td)
+	out, err := p.processTraces(authed, td)
 	require.NoError(t, err)
 	return out.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().AsRaw()
 }

@@ -1,7 +1,6 @@
 package openroutermappingprocessor
 
 import (
-	"context"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -210,7 +209,7 @@ func TestSemconvRegistryAdditions(t *testing.T) {
 func TestEventsKeepFinishReasonWithDropContent(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.DropContent = true
-	out, err := newTestProcessor(t, cfg).processTraces(context.Background(), detailsEventSpan(t, nil))
+	out, err := newTestProcessor(t, cfg).processTraces(authed, detailsEventSpan(t, nil))
 	require.NoError(t, err)
 	assert.Equal(t, "stop", spanAt(out, 0).Attributes().AsRaw()[fallomattr.FinishReason], "not content")
 }

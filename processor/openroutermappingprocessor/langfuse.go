@@ -212,3 +212,20 @@ func langfuseCost(s string, m *mapped) {
 		m.totalCost, m.hasTotal = total, true
 	}
 }
+
+// jsonPath walks member names joined by "." through decoded JSON objects.
+func jsonPath(root map[string]any, path string) (any, bool) {
+	var cur any = root
+	for path != "" {
+		name, rest, _ := strings.Cut(path, ".")
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = obj[name]; !ok || cur == nil {
+			return nil, false
+		}
+		path = rest
+	}
+	return cur, true
+}

@@ -254,6 +254,30 @@ type mapped struct {
 	costPartial                        string   // fallom.cost_partial: the part of a reported cost that is missing
 	cacheWrite1h                       int64    // part of the cache writes kept 1 hour (priced apart)
 	priceSource                        string   // the price table that computed the cost
+	experiment                         [len(experimentFields)]experimentValue
+}
+
+// experimentValue is one Fallom SDK experiment field, resolved.
+type experimentValue struct {
+	s   string
+	i   int64
+	has bool
+}
+
+// experimentFields are the Fallom SDK experiment fields (DESIGN 6), each
+// written as its canonical attribute: strings (keys) or ints (versions,
+// the variant index).
+var experimentFields = [...]struct {
+	field field
+	attr  string
+	isInt bool
+}{
+	{fConfigKey, fallomattr.ConfigKey, false},
+	{fConfigVersion, fallomattr.ConfigVersion, true},
+	{fPromptKey, fallomattr.PromptKey, false},
+	{fPromptVersion, fallomattr.PromptVersion, true},
+	{fPromptABTestKey, fallomattr.PromptABTestKey, false},
+	{fPromptVariantIndex, fallomattr.PromptVariantIndex, true},
 }
 
 const (
@@ -295,6 +319,9 @@ func (p *mappingProcessor) mapSpan(st *spanState, span ptrace.Span, scopeDialect
 		removeContent(attrs, st, p.cfg.DropContent)
 	}
 
+	if st.dialect == dFallom {
+		applyStatus(span, st)
+	}
 	p.write(attrs, st, &m)
 	if reason := suspectTimestamps(span.StartTimestamp(), span.EndTimestamp(), now); reason != "" {
 		attrs.PutStr(fallomattr.FlagTimestampSuspect, reason)
@@ -396,6 +423,19 @@ func (p *mappingProcessor) resolve(st *spanState, m *mapped) {
 	case m.isGeneration:
 		m.costSource = fallomattr.CostUnknown
 		p.computeCost(m)
+	}
+
+	for i, ef := range experimentFields {
+		sl := &s[ef.field]
+		if sl.rank == 0 {
+			continue
+		}
+		e := &m.experiment[i]
+		if ef.isInt {
+			e.i, e.has = sl.i, true
+		} else if e.s = p.limitID(st, sl.s, ef.attr[len(fallomattr.Prefix):]); e.s != "" {
+			e.has = true
+		}
 	}
 
 	if s[fSource].rank != 0 {
@@ -501,7 +541,7 @@ func removeContent(attrs pcommon.Map, st *spanState, drop bool) {
 
 // maxWrites bounds the attributes write adds (columns and flags), so the
 // attribute slice grows once instead of several times.
-const maxWrites = 27
+const maxWrites = 33
 
 func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 	attrs.EnsureCapacity(attrs.Len() + maxWrites)
@@ -550,6 +590,16 @@ func (p *mappingProcessor) write(attrs pcommon.Map, st *spanState, m *mapped) {
 		}
 	}
 	putStr(attrs, st, fallomattr.Source, m.source)
+	for i, ef := range experimentFields {
+		switch e := &m.experiment[i]; {
+		case e.has && ef.isInt:
+			attrs.PutInt(ef.attr, e.i)
+		case e.has:
+			attrs.PutStr(ef.attr, e.s)
+		case st.hasFallom:
+			attrs.Remove(ef.attr)
+		}
+	}
 	if m.costPartial != "" {
 		attrs.PutEmptySlice(fallomattr.FlagCostPartial).AppendEmpty().SetStr(m.costPartial)
 	}
@@ -674,6 +724,28 @@ func cutUTF8(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// applyStatus gives a Fallom SDK span the TraceData status its receiver
+// kept as attributes ("status": "OK" | "ERROR", "error_message"), when the
+// span's own status says nothing. A span status that is set wins.
+func applyStatus(span ptrace.Span, st *spanState) {
+	status := span.Status()
+	msg := &st.slots[fErrorMessage]
+	switch code := status.Code(); {
+	case code == ptrace.StatusCodeUnset && st.slots[fStatus].rank != 0:
+		switch strings.ToUpper(st.slots[fStatus].s) {
+		case "ERROR":
+			status.SetCode(ptrace.StatusCodeError)
+			if msg.rank != 0 {
+				status.SetMessage(validUTF8(msg.s))
+			}
+		case "OK":
+			status.SetCode(ptrace.StatusCodeOk)
+		}
+	case code == ptrace.StatusCodeError && status.Message() == "" && msg.rank != 0:
+		status.SetMessage(validUTF8(msg.s))
+	}
 }
 
 var year2000 = uint64(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())

@@ -41,7 +41,7 @@ func startProcessor(t *testing.T, cfg *Config) *runningProcessor {
 func (rp *runningProcessor) send(t *testing.T, attrs map[string]any) map[string]any {
 	t.Helper()
 	rp.sink.Reset()
-	require.NoError(t, rp.proc.ConsumeTraces(context.Background(), oneSpan(attrs)))
+	require.NoError(t, rp.proc.ConsumeTraces(authed, oneSpan(attrs)))
 	all := rp.sink.AllTraces()
 	require.Len(t, all, 1)
 	return spanAt(all[0], 0).Attributes().AsRaw()

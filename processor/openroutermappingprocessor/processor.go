@@ -7,9 +7,13 @@ import (
 
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/processor/processorhelper"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
 	"github.com/fallom/fallom-collector/internal/pricing"
@@ -51,7 +55,10 @@ func newMappingProcessor(cfg *Config, set component.TelemetrySettings) (*mapping
 // processTraces stamps the project, drops connection tests and maps every
 // span. It never fails a batch: odd values are skipped, not rejected.
 func (p *mappingProcessor) processTraces(ctx context.Context, td ptrace.Traces) (ptrace.Traces, error) {
-	project := authProject(ctx)
+	stamp, err := p.stampFor(ctx)
+	if err != nil {
+		return td, p.refuseUnauthenticated(ctx, "traces", td.SpanCount())
+	}
 	now := p.now()
 	st := p.states.Get().(*spanState)
 	defer p.states.Put(st)
@@ -60,16 +67,13 @@ func (p *mappingProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		p.stampProject(rs, project)
+		stamp.apply(rs.Resource().Attributes())
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			ss := sss.At(j)
 			spans := ss.Spans()
 			counts.connectionTests += int64(removeConnectionTests(spans))
-			scopeDialect := dNone
-			if ss.Scope().Name() == "openrouter" {
-				scopeDialect = dOpenRouter
-			}
+			scopeDialect := scopeDialects[ss.Scope().Name()]
 			for k := 0; k < spans.Len(); k++ {
 				p.mapSpan(st, spans.At(k), scopeDialect, now, &counts)
 			}
@@ -133,19 +137,61 @@ func authProject(ctx context.Context) string {
 	return s
 }
 
-// stampProject: an authenticated project always overwrites whatever the
-// resource claims (a client must not write into another project); without
-// one the resource keeps its own, else gets default_project_id.
-func (p *mappingProcessor) stampProject(rs ptrace.ResourceSpans, project string) {
-	attrs := rs.Resource().Attributes()
-	if project != "" {
-		attrs.PutStr(fallomattr.ProjectID, project)
-		return
+// projectStamp is what a request's resources get as fallom.project_id.
+type projectStamp struct {
+	// project is written on every resource (when keepOwn, only on those
+	// without a project of their own; "" then writes nothing).
+	project string
+	keepOwn bool
+}
+
+// errNoPrincipal refuses data that reached the processor without an
+// authenticated project. Permanent (resending cannot help) and
+// Unauthenticated, which the OTLP receiver answers with HTTP 401.
+var errNoPrincipal = consumererror.NewPermanent(status.Error(codes.Unauthenticated,
+	"openroutermapping: refused: the request carries no authenticated project "+
+		"(no fallomauth principal in its context: the receiver has no auth, or a batch processor or queue before openroutermapping dropped it); "+
+		"set default_project_id, or trust_resource_project for trusted senders"))
+
+// stampFor decides the project of a request. An authenticated project
+// always wins over whatever the resources claim (a client must not write
+// into another project). Without one the sender's fallom.project_id is
+// trusted only with trust_resource_project; otherwise it is replaced by
+// default_project_id, or the request is refused: failing closed, so that a
+// lost principal (a batch before this processor) never lets a sender choose
+// the project.
+func (p *mappingProcessor) stampFor(ctx context.Context) (projectStamp, error) {
+	if project := authProject(ctx); project != "" {
+		return projectStamp{project: project}, nil
 	}
-	if v, ok := attrs.Get(fallomattr.ProjectID); ok && v.AsString() != "" {
-		return
+	switch {
+	case p.cfg.TrustResourceProject:
+		return projectStamp{project: p.cfg.DefaultProjectID, keepOwn: true}, nil
+	case p.cfg.DefaultProjectID != "":
+		return projectStamp{project: p.cfg.DefaultProjectID}, nil
+	default:
+		return projectStamp{}, errNoPrincipal
 	}
-	if p.cfg.DefaultProjectID != "" {
-		attrs.PutStr(fallomattr.ProjectID, p.cfg.DefaultProjectID)
+}
+
+// apply stamps one resource's attributes.
+func (s projectStamp) apply(attrs pcommon.Map) {
+	if s.keepOwn {
+		if v, ok := attrs.Get(fallomattr.ProjectID); ok && v.AsString() != "" {
+			return
+		}
 	}
+	if s.project != "" {
+		attrs.PutStr(fallomattr.ProjectID, s.project)
+	}
+}
+
+// refuseUnauthenticated counts and logs a refusal: with a batch before the
+// processor the client got its 2xx already, so the log and the metric are
+// where the loss shows.
+func (p *mappingProcessor) refuseUnauthenticated(ctx context.Context, signal string, items int) error {
+	p.telemetry.unauthenticated.Add(ctx, 1)
+	p.logger.Warn("Refused data without an authenticated project",
+		zap.String("signal", signal), zap.Int("items", items), zap.Error(errNoPrincipal))
+	return errNoPrincipal
 }

@@ -1,7 +1,10 @@
 package openroutermappingprocessor
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/client"
 	"go.opentelemetry.io/collector/component/componenttest"
+	"go.opentelemetry.io/collector/consumer/consumererror"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -77,29 +81,100 @@ func TestProjectStamping(t *testing.T) {
 		assert.Equal(t, "acme", got, "resource %d", i)
 	}
 
-	// No principal: a resource keeps its own project, others get the default.
+	// No principal: default_project_id replaces what the sender claims
+	// (issue 15 item 7: a lost principal must not let a sender choose).
 	td = loadTraces(t, "openrouter-delivery.json")
-	td.ResourceSpans().At(1).Resource().Attributes().PutStr(fallomattr.ProjectID, "own")
+	td.ResourceSpans().At(1).Resource().Attributes().PutStr(fallomattr.ProjectID, "victim-project")
 	require.NoError(t, consume(context.Background(), td))
 	out = sink.AllTraces()[1]
-	want := []string{"fallback", "own", "fallback"}
 	for i := 0; i < 3; i++ {
 		got, _ := projectOf(out.ResourceSpans().At(i))
-		assert.Equal(t, want[i], got)
+		assert.Equal(t, "fallback", got, "resource %d", i)
 	}
 
-	// A principal without a project (another authenticator) changes nothing.
+	// A principal without a project (another authenticator) is no principal.
 	td = loadTraces(t, "openrouter-delivery.json")
+	td.ResourceSpans().At(0).Resource().Attributes().PutStr(fallomattr.ProjectID, "victim-project")
 	ctx := client.NewContext(context.Background(), client.Info{Auth: authData{"subject": "x"}})
 	require.NoError(t, consume(ctx, td))
 	got, _ := projectOf(sink.AllTraces()[2].ResourceSpans().At(0))
 	assert.Equal(t, "fallback", got)
+}
 
-	// No default configured: nothing is stamped.
-	sink2, consume2 := newPipeline(t, createDefaultConfig())
-	require.NoError(t, consume2(context.Background(), loadTraces(t, "openrouter-delivery.json")))
-	_, ok := projectOf(sink2.AllTraces()[0].ResourceSpans().At(0))
-	assert.False(t, ok)
+// TestNoPrincipalIsRefusedByDefault (issue 15 item 7): with the default
+// settings, data without an authenticated project is refused, permanently,
+// and the stock OTLP receiver answers 401; nothing reaches the next stage.
+func TestNoPrincipalIsRefusedByDefault(t *testing.T) {
+	tel := componenttest.NewTelemetry()
+	t.Cleanup(func() { require.NoError(t, tel.Shutdown(context.Background())) })
+	set := processortest.NewNopSettings(metadata.Type)
+	set.TelemetrySettings = tel.NewTelemetrySettings()
+	sink := new(consumertest.TracesSink)
+	proc, err := NewFactory().CreateTraces(context.Background(), set, createDefaultConfig(), sink)
+	require.NoError(t, err)
+
+	td := loadTraces(t, "openrouter-delivery.json")
+	td.ResourceSpans().At(0).Resource().Attributes().PutStr(fallomattr.ProjectID, "victim-project")
+	err = proc.ConsumeTraces(context.Background(), td)
+	require.Error(t, err)
+	assert.True(t, consumererror.IsPermanent(err), "resending cannot help")
+	assert.Contains(t, err.Error(), "no authenticated project")
+	ctx := client.NewContext(context.Background(), client.Info{Auth: authData{"subject": "x"}})
+	require.Error(t, proc.ConsumeTraces(ctx, loadTraces(t, "openrouter-delivery.json")), "a principal without a project")
+	assert.Zero(t, sink.SpanCount())
+
+	m, err := tel.GetMetric("otelcol_processor_openroutermapping_unauthenticated_refused")
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), m.Data.(metricdata.Sum[int64]).DataPoints[0].Value)
+
+	// Through the real OTLP/HTTP receiver (no auth configured on it).
+	require.NoError(t, proc.Start(context.Background(), componenttest.NewNopHost()))
+	t.Cleanup(func() { _ = proc.Shutdown(context.Background()) })
+	url := startOTLPHTTPReceiver(t, proc)
+	body, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "%s", msg)
+	assert.Contains(t, string(msg), "no authenticated project")
+	assert.Zero(t, sink.SpanCount())
+}
+
+// TestTrustResourceProject: for trusted senders (a sidecar's applications)
+// the resource's own project is kept when no key names one.
+func TestTrustResourceProject(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.TrustResourceProject = true
+	sink, consume := newPipeline(t, cfg)
+	td := loadTraces(t, "openrouter-delivery.json")
+	td.ResourceSpans().At(1).Resource().Attributes().PutStr(fallomattr.ProjectID, "own")
+	require.NoError(t, consume(context.Background(), td))
+	out := sink.AllTraces()[0]
+	for i, want := range []string{"", "own", ""} {
+		got, _ := projectOf(out.ResourceSpans().At(i))
+		assert.Equal(t, want, got, "resource %d", i)
+	}
+
+	// With a default, resources without their own project get it.
+	cfg.DefaultProjectID = "fallback"
+	sink, consume = newPipeline(t, cfg)
+	td = loadTraces(t, "openrouter-delivery.json")
+	td.ResourceSpans().At(1).Resource().Attributes().PutStr(fallomattr.ProjectID, "own")
+	require.NoError(t, consume(context.Background(), td))
+	out = sink.AllTraces()[0]
+	for i, want := range []string{"fallback", "own", "fallback"} {
+		got, _ := projectOf(out.ResourceSpans().At(i))
+		assert.Equal(t, want, got, "resource %d", i)
+	}
+
+	// An authenticated project still wins.
+	td = loadTraces(t, "openrouter-delivery.json")
+	td.ResourceSpans().At(1).Resource().Attributes().PutStr(fallomattr.ProjectID, "own")
+	require.NoError(t, consume(ctxWithProject("acme"), td))
+	got, _ := projectOf(sink.AllTraces()[1].ResourceSpans().At(1))
+	assert.Equal(t, "acme", got)
 }
 
 func TestConnectionTestIsDroppedAndAcknowledged(t *testing.T) {
@@ -122,7 +197,7 @@ func TestConnectionTestIsDroppedAndAcknowledged(t *testing.T) {
 
 	// The processor function itself reports the skip.
 	p := newTestProcessor(t, nil)
-	_, err := p.processTraces(context.Background(), loadTraces(t, "openrouter-connection-test.json"))
+	_, err := p.processTraces(authed, loadTraces(t, "openrouter-connection-test.json"))
 	assert.ErrorContains(t, err, "skip processing")
 }
 
@@ -140,7 +215,7 @@ func TestDropContent(t *testing.T) {
 	exc.SetName("exception")
 	exc.Attributes().PutStr("exception.message", "kept")
 
-	out, err := p.processTraces(context.Background(), td)
+	out, err := p.processTraces(authed, td)
 	require.NoError(t, err)
 	root := spanAt(out, 0).Attributes().AsRaw()
 	for _, k := range []string{fallomattr.Prompt, fallomattr.Completion, "gen_ai.prompt", "gen_ai.completion", "span.input", "span.output", "trace.input", "trace.output"} {
@@ -184,7 +259,7 @@ func TestKeepOriginalContent(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.KeepOriginalContent = true
 	p := newTestProcessor(t, cfg)
-	out, err := p.processTraces(context.Background(), loadTraces(t, "openrouter-delivery.json"))
+	out, err := p.processTraces(authed, loadTraces(t, "openrouter-delivery.json"))
 	require.NoError(t, err)
 	root := spanAt(out, 0).Attributes().AsRaw()
 	for _, k := range []string{"gen_ai.prompt", "gen_ai.completion", "span.input", "span.output", "trace.input", "trace.output", fallomattr.Prompt, fallomattr.Completion} {
@@ -335,7 +410,7 @@ func TestTimestampsSuspect(t *testing.T) {
 		}
 		span.SetStartTimestamp(start)
 		span.SetEndTimestamp(end)
-		out, err := p.processTraces(context.Background(), td)
+		out, err := p.processTraces(authed, td)
 		require.NoError(t, err)
 		got := spanAt(out, 0)
 		v, ok := got.Attributes().Get(fallomattr.FlagTimestampSuspect)
@@ -355,19 +430,19 @@ func TestIdempotent(t *testing.T) {
 		cfg := createDefaultConfig()
 		cfg.KeepOriginalContent = keep
 		p := newTestProcessor(t, cfg)
-		once, err := p.processTraces(context.Background(), loadTraces(t, "openrouter-delivery.json"))
+		once, err := p.processTraces(authed, loadTraces(t, "openrouter-delivery.json"))
 		require.NoError(t, err)
 		first := spanAttrs(once)
-		twice, err := p.processTraces(context.Background(), once)
+		twice, err := p.processTraces(authed, once)
 		require.NoError(t, err)
 		assert.Equal(t, first, spanAttrs(twice))
 
 		// A computed cost stays computed.
 		td := oneSpan(map[string]any{"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": int64(10), "gen_ai.usage.output_tokens": int64(10)})
-		once, err = p.processTraces(context.Background(), td)
+		once, err = p.processTraces(authed, td)
 		require.NoError(t, err)
 		first = spanAttrs(once)
-		twice, err = p.processTraces(context.Background(), once)
+		twice, err = p.processTraces(authed, once)
 		require.NoError(t, err)
 		assert.Equal(t, first, spanAttrs(twice))
 		assert.Equal(t, "computed", first[0][fallomattr.CostSource])
@@ -404,8 +479,8 @@ func TestTelemetryCounts(t *testing.T) {
 	cfg.MaxValueBytes = 256
 	proc, err := NewFactory().CreateTraces(context.Background(), set, cfg, consumertest.NewNop())
 	require.NoError(t, err)
-	require.NoError(t, proc.ConsumeTraces(context.Background(), loadTraces(t, "openrouter-connection-test.json")))
-	require.NoError(t, proc.ConsumeTraces(context.Background(), loadTraces(t, "openrouter-delivery.json")))
+	require.NoError(t, proc.ConsumeTraces(authed, loadTraces(t, "openrouter-connection-test.json")))
+	require.NoError(t, proc.ConsumeTraces(authed, loadTraces(t, "openrouter-delivery.json")))
 
 	sum := func(name string) int64 {
 		m, err := tel.GetMetric(name)
@@ -436,7 +511,7 @@ func TestConcurrentBatches(t *testing.T) {
 	done := make(chan int)
 	for i := range inputs {
 		go func() {
-			results[i], _ = p.processTraces(context.Background(), inputs[i])
+			results[i], _ = p.processTraces(authed, inputs[i])
 			done <- i
 		}()
 	}
@@ -450,7 +525,7 @@ func TestConcurrentBatches(t *testing.T) {
 
 func mustProcess(t *testing.T, p *mappingProcessor, td ptrace.Traces) ptrace.Traces {
 	t.Helper()
-	out, err := p.processTraces(context.Background(), td)
+	out, err := p.processTraces(authed, td)
 	require.NoError(t, err)
 	return out
 }

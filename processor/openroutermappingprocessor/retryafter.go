@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/consumer/consumererror"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -28,6 +29,17 @@ func withRetryAfter(next consumer.Traces, delay time.Duration) (consumer.Traces,
 	}
 	return consumer.NewTraces(func(ctx context.Context, td ptrace.Traces) error {
 		return addRetryInfo(next.ConsumeTraces(ctx, td), delay)
+	}, consumer.WithCapabilities(next.Capabilities()))
+}
+
+// withRetryAfterLogs is withRetryAfter for a logs pipeline (the Fallom SDK
+// receiver answers 503 with Retry-After from the same RetryInfo).
+func withRetryAfterLogs(next consumer.Logs, delay time.Duration) (consumer.Logs, error) {
+	if delay <= 0 {
+		return next, nil
+	}
+	return consumer.NewLogs(func(ctx context.Context, ld plog.Logs) error {
+		return addRetryInfo(next.ConsumeLogs(ctx, ld), delay)
 	}, consumer.WithCapabilities(next.Capabilities()))
 }
 

@@ -34,6 +34,7 @@ func TestRetryableDownstreamErrorsAnswer503WithRetryAfter(t *testing.T) {
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
 	cfg.RetryAfter = 7 * time.Second
+	cfg.DefaultProjectID = "acme" // the receiver here has no auth
 	proc, err := f.CreateTraces(context.Background(), processortest.NewNopSettings(f.Type()), cfg, failing)
 	require.NoError(t, err)
 	require.NoError(t, proc.Start(context.Background(), componenttest.NewNopHost()))

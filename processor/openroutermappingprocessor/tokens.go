@@ -1,7 +1,6 @@
 package openroutermappingprocessor // import "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 
 import (
-	"encoding/json"
 	"math"
 	"slices"
 	"strings"
@@ -40,13 +39,10 @@ func readCount(v pcommon.Value) (int64, bool) {
 }
 
 // readEmbedded fills the fields that embeddedSpecs read from inside JSON
-// attribute values, where the attributes left them empty. Only spans that
-// carry such a value pay for the decode.
+// attribute values, where the attributes left them empty. The members are
+// found with the scanner of jsonscan.go (no decode: a Fallom SDK request
+// can hold a whole conversation, of which only "model" is read here).
 func readEmbedded(st *spanState) {
-	var (
-		decoded field
-		root    map[string]any
-	)
 	for i := range embeddedSpecs {
 		es := &embeddedSpecs[i]
 		src := &st.slots[es.from]
@@ -54,28 +50,21 @@ func readEmbedded(st *spanState) {
 		if src.rank == 0 || dst.rank != 0 {
 			continue
 		}
-		if decoded != es.from+1 {
-			decoded, root = es.from+1, nil
-			dec := json.NewDecoder(strings.NewReader(src.s))
-			dec.UseNumber()
-			if err := dec.Decode(&root); err != nil {
-				root = nil
-			}
-		}
-		v, ok := jsonPath(root, es.path)
+		raw, ok := jsonLookup(src.s, es.path)
 		if !ok {
 			continue
 		}
 		var val pcommon.Value
-		switch x := v.(type) {
-		case json.Number:
-			val = pcommon.NewValueStr(x.String())
-		case string:
-			if es.reader != rString {
+		switch c := raw[0]; {
+		case c == '-' || (c >= '0' && c <= '9'):
+			val = pcommon.NewValueStr(raw)
+		case c == '"' && es.reader == rString:
+			str, good := unquote(raw)
+			if !good {
 				continue
 			}
-			val = pcommon.NewValueStr(x)
-		default:
+			val = pcommon.NewValueStr(str)
+		default: // null, objects, arrays, booleans, and strings where a number is due
 			continue
 		}
 		t := target{field: es.field, reader: es.reader}
@@ -85,21 +74,27 @@ func readEmbedded(st *spanState) {
 	}
 }
 
-// jsonPath walks member names joined by "." through decoded JSON objects.
-func jsonPath(root map[string]any, path string) (any, bool) {
-	var cur any = root
-	for path != "" {
-		name, rest, _ := strings.Cut(path, ".")
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
+// jsonLookup returns the raw JSON value at path (member names joined by
+// ".") in the JSON object s; the last of duplicate members wins, as with
+// encoding/json. ok is false when s is not a valid JSON object or a member
+// on the path is missing or not an object.
+func jsonLookup(s, path string) (string, bool) {
+	for {
+		name, rest, deeper := strings.Cut(path, ".")
+		found := ""
+		if !forEachMember(s, func(key string, start, end int) bool {
+			if key == name {
+				found = s[start:end]
+			}
+			return true
+		}) || found == "" {
+			return "", false
 		}
-		if cur, ok = obj[name]; !ok || cur == nil {
-			return nil, false
+		if !deeper {
+			return found, true
 		}
-		path = rest
+		s, path = found, rest
 	}
-	return cur, true
 }
 
 // embeddedSources are the JSON fields embeddedSpecs read from.
@@ -116,7 +111,7 @@ var embeddedSources = func() (out []field) {
 func tokenCountingOf(st *spanState, provider string) tokenCounting {
 	for i := range tokenRules {
 		tr := &tokenRules[i]
-		if tr.dialect != st.dialect {
+		if !slices.Contains(tr.dialects, st.dialect) {
 			continue
 		}
 		if len(tr.markers) > 0 && st.markers&(1<<i) == 0 {

@@ -54,7 +54,11 @@ func tuningOf(cfg Config) tuning {
 	if cfg.Driver == DriverPostgres {
 		return tuning{Postgres: cfg.Postgres}
 	}
-	return tuning{SQLite: cfg.SQLite}
+	t := tuning{SQLite: cfg.SQLite}
+	if t.SQLite.PageSize == 0 { // unset means the default: not a difference
+		t.SQLite.PageSize = sqlite.DefaultPageSize
+	}
+	return t
 }
 
 type registry struct {
@@ -193,6 +197,7 @@ func differences(have, want tuning) string {
 	}
 	add("storage.sqlite.busy_timeout", have.SQLite.BusyTimeout, want.SQLite.BusyTimeout)
 	add("storage.sqlite.synchronous", have.SQLite.Synchronous, want.SQLite.Synchronous)
+	add("storage.sqlite.page_size", have.SQLite.PageSize, want.SQLite.PageSize)
 	add("storage.postgres.max_conns", have.Postgres.MaxConns, want.Postgres.MaxConns)
 	add("storage.postgres.min_conns", have.Postgres.MinConns, want.Postgres.MinConns)
 	add("storage.postgres.max_conn_lifetime", have.Postgres.MaxConnLifetime, want.Postgres.MaxConnLifetime)
@@ -214,7 +219,8 @@ func open(ctx context.Context, cfg Config, logger *zap.Logger) (storage.Store, e
 	case DriverSQLite:
 		var st *sqlite.Store
 		st, err = sqlite.Open(octx, sqlite.Options{
-			Path: string(cfg.DSN), BusyTimeout: cfg.SQLite.BusyTimeout, Synchronous: cfg.SQLite.Synchronous, Logger: logger,
+			Path: string(cfg.DSN), BusyTimeout: cfg.SQLite.BusyTimeout, Synchronous: cfg.SQLite.Synchronous,
+			PageSize: cfg.SQLite.PageSize, Logger: logger,
 		})
 		if st != nil {
 			s = st

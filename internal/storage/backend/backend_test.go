@@ -131,10 +131,21 @@ func TestSettingsMustAgree(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "storage.sqlite.synchronous is FULL there, NORMAL here") {
 		t.Fatalf("Acquire with another synchronous: %v", err)
 	}
+	other = sqliteCfg(path)
+	other.SQLite.PageSize = 4096
+	_, err = Acquire(context.Background(), other, nil)
+	if err == nil || !strings.Contains(err.Error(), "storage.sqlite.page_size is 16384 there, 4096 here") {
+		t.Fatalf("Acquire with another page_size: %v", err)
+	}
 	same := sqliteCfg(path)
 	same.Postgres.MaxConns = 99
 	b := acquire(t, same)
 	b.Release()
+	// An unset page size is the default one, not a difference.
+	unset := sqliteCfg(path)
+	unset.SQLite.PageSize = 0
+	c := acquire(t, unset)
+	c.Release()
 }
 
 func TestInvalidConfig(t *testing.T) {

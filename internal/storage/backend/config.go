@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/config/configopaque"
 
 	"github.com/fallom/fallom-collector/internal/storage"
+	"github.com/fallom/fallom-collector/internal/storage/sqlite"
 )
 
 // Storage drivers.
@@ -47,6 +48,10 @@ type SQLiteConfig struct {
 	// NORMAL (a commit survives a crash of the collector, not of the
 	// machine; faster).
 	Synchronous string `mapstructure:"synchronous"`
+	// PageSize is the page size in bytes of a new database file (a power of
+	// two from 512 to 65536); an existing file keeps its own (`fallomcol
+	// sqlite page-size` converts it).
+	PageSize int `mapstructure:"page_size"`
 }
 
 // PostgresConfig tunes the pgx connection pool.
@@ -63,7 +68,7 @@ func DefaultConfig() Config {
 	return Config{
 		Driver: DriverSQLite,
 		DSN:    "./data/fallom.db",
-		SQLite: SQLiteConfig{BusyTimeout: 5 * time.Second, Synchronous: "FULL"},
+		SQLite: SQLiteConfig{BusyTimeout: 5 * time.Second, Synchronous: "FULL", PageSize: sqlite.DefaultPageSize},
 		Postgres: PostgresConfig{
 			MaxConns: 4, MaxConnLifetime: time.Hour, MaxConnIdleTime: 30 * time.Minute,
 		},
@@ -101,6 +106,9 @@ func (c *Config) validateSQLite() []error {
 	case "", "FULL", "NORMAL", "EXTRA":
 	default:
 		errs = append(errs, fmt.Errorf("storage.sqlite.synchronous %q is not supported: use FULL, NORMAL or EXTRA", c.SQLite.Synchronous))
+	}
+	if p := c.SQLite.PageSize; p != 0 && (p < 512 || p > 65536 || p&(p-1) != 0) {
+		errs = append(errs, fmt.Errorf("storage.sqlite.page_size %d is not supported: use a power of two from 512 to 65536 (default %d)", p, sqlite.DefaultPageSize))
 	}
 	if c.SQLite.BusyTimeout < 0 {
 		errs = append(errs, errors.New("storage.sqlite.busy_timeout must not be negative"))

@@ -55,7 +55,8 @@ func holdWriteLock(t *testing.T, path string) (other *sql.DB, release func()) {
 // index from the oldest row, through every row cleared before, holding the
 // write lock).
 func TestContentRetentionNoOpPassDoesNotGrow(t *testing.T) {
-	s := open(t, Options{Path: filepath.Join(t.TempDir(), "r.db")})
+	// 4 KiB pages: the indexes span several pages with a small fixture.
+	s := open(t, Options{Path: filepath.Join(t.TempDir(), "r.db"), PageSize: 4096})
 	defer s.Close()
 	ctx := context.Background()
 	now := storagetest.Base.Add(100 * 24 * time.Hour)

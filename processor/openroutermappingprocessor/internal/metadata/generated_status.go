@@ -8,4 +8,7 @@ var (
 	ScopeName = "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
 )
 
-const TracesStability = component.StabilityLevelAlpha
+const (
+	TracesStability = component.StabilityLevelAlpha
+	LogsStability   = component.StabilityLevelAlpha
+)
