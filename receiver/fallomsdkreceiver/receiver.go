@@ -212,7 +212,11 @@ func (r *sdkReceiver) writePipelineError(w http.ResponseWriter, err error) {
 	}
 	retryAfter := r.cfg.RetryAfter
 	msg := err.Error()
-	if st, ok := status.FromError(err); ok {
+	var withStatus interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &withStatus) {
+		// The innermost status's own message, without the wrappers' prefixes
+		// ("not retryable error: Permanent error: rpc error: ...").
+		st := withStatus.GRPCStatus()
 		msg = st.Message()
 		switch st.Code() {
 		case codes.InvalidArgument:
