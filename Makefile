@@ -38,7 +38,7 @@ ocb:
 OCB_STAMP := $(OCB_OUT)/.complete
 # ocb's go mod tidy follows the imports of our components, so their sources
 # are inputs too.
-COMPONENT_SRC := $(shell find config extension processor exporter internal -name '*.go' -not -name '*_test.go' 2>/dev/null)
+COMPONENT_SRC := $(shell find config extension processor exporter receiver internal -name '*.go' -not -name '*_test.go' 2>/dev/null)
 $(OCB_STAMP): builder-config.yaml go.mod go.sum $(COMPONENT_SRC) | ocb
 	@rm -rf $(OCB_OUT) && mkdir -p .build
 	@"$(OCB)" --config builder-config.yaml --skip-compilation >.build/ocb.log 2>&1 || { cat .build/ocb.log; exit 1; }

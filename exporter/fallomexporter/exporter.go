@@ -99,7 +99,9 @@ func (e *fallomExporter) shutdown(context.Context) error {
 	return nil
 }
 
-// pushTraces writes one (possibly merged) batch in one transaction. A plain
+// pushTraces writes one request's spans. The queue does not merge requests
+// (see defaultNumConsumers): concurrent calls share transactions in the
+// storage, and each call's answer is earned by its own spans only. A plain
 // error is retried by exporterhelper; a permanent one is not.
 func (e *fallomExporter) pushTraces(ctx context.Context, td ptrace.Traces) error {
 	if e.store == nil {
@@ -111,21 +113,28 @@ func (e *fallomExporter) pushTraces(ctx context.Context, td ptrace.Traces) error
 		return err // retryable: nothing to count yet, the retry writes it all
 	}
 	e.count(ctx, res)
-	var errs []error
+	var details []string
 	if err != nil {
 		e.logger.Error("spans rejected by the database", zap.Int("rejected", res.Rejected), zap.Error(err))
-		errs = append(errs, err)
+		details = append(details, err.Error())
 	}
 	if len(invalid) > 0 {
 		e.spansWritten.Add(ctx, int64(len(invalid)), metric.WithAttributes(attribute.String("outcome", "rejected")))
-		errs = append(errs, invalidError(invalid))
-		e.logger.Warn("spans rejected", zap.Int("rejected", len(invalid)), zap.Error(errs[len(errs)-1]))
+		ierr := invalidError(invalid)
+		details = append(details, ierr.Error())
+		e.logger.Warn("spans rejected", zap.Int("rejected", len(invalid)), zap.Error(ierr))
 	}
-	if len(errs) > 0 {
+	if len(details) > 0 {
+		// The answer says what became of every span of the request: the
+		// others were committed (a replay of a span retention removed
+		// counts as stored: it is acknowledged, not stored again).
+		stored := res.Inserted + res.Updated + res.Unchanged + res.Expired
+		refused := res.Rejected + len(invalid)
+		msg := fmt.Sprintf("%d of %d spans stored, %d refused: %s", stored, stored+refused, refused, strings.Join(details, "; "))
 		// InvalidArgument: the stock OTLP receiver answers 400 (the client's
 		// data is at fault and must not be retried) instead of the 500 it
 		// gives a permanent error without a gRPC status.
-		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, errors.Join(errs...).Error()))
+		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, msg))
 	}
 	return nil
 }

@@ -25,29 +25,28 @@ func NewFactory() exporter.Factory {
 		exporter.WithLogs(createLogs, metadata.LogsStability))
 }
 
-// Defaults of the queue that acknowledges after commit. Concurrent requests
-// wait in the queue and are merged into one batch, so one transaction (one
-// fsync) serves many requests; each request's caller is answered when the
-// batch that holds it has committed (or failed).
-const (
-	defaultBatchMinItems = 500
-	defaultBatchMaxItems = 5000
-	defaultFlushTimeout  = 10 * time.Millisecond
-	defaultNumConsumers  = 4
-)
+// defaultNumConsumers bounds the requests written at once. The queue does
+// not merge requests (no sending_queue.batch): exporterhelper's batcher
+// answers every request of a merged batch with the batch's one error, so a
+// span that can never be stored in one request would fail the others,
+// although their rows were committed. Instead each request is its own
+// WriteSpans call, and the storage merges concurrent calls into shared
+// transactions (storage.GroupCommitter: one transaction, one fsync for
+// many requests) while answering each caller for its own spans. A consumer
+// is a goroutine waiting for its group commit, so the bound is generous:
+// the transaction grows with the requests waiting.
+const defaultNumConsumers = 64
 
 // DefaultQueueConfig is the sending_queue of the default config:
-// wait_for_result with batching (see README "Durability").
+// wait_for_result without batching (see README "Durability").
 func DefaultQueueConfig() exporterhelper.QueueBatchConfig {
 	q := exporterhelper.NewDefaultQueueConfig()
 	q.WaitForResult = true
 	q.BlockOnOverflow = false
 	q.NumConsumers = defaultNumConsumers
-	batch := exporterhelper.NewDefaultBatchConfig()
-	batch.FlushTimeout = defaultFlushTimeout
-	batch.MinSize = defaultBatchMinItems
-	batch.MaxSize = defaultBatchMaxItems
-	q.Batch = configoptional.Some(batch)
+	// Off unless a config enables it (then with the stock defaults); Validate
+	// refuses it with wait_for_result.
+	q.Batch = configoptional.Default(exporterhelper.NewDefaultBatchConfig())
 	return q
 }
 

@@ -22,22 +22,24 @@ import (
 
 // receiverForm is how a receiver keeps TraceData's top-level fields on the
 // span. The contract between the receiver and this processor keeps the
-// SDK's attributes as sent; the top-level fields may arrive under their own
-// names or under fallom.*, and the status as attributes or on the span.
-// The processor must map both the same.
+// SDK's attributes as sent and says no more: the fallomsdk receiver keeps
+// every other field as fallom.<field> and the status on the span, in scope
+// "fallom-sdk" (receiver/fallomsdkreceiver tracedata.go); a receiver could
+// as well keep the fields under their own names with the status as
+// attributes. The processor maps both the same.
 type receiverForm int
 
 const (
-	ownNames      receiverForm = iota // session_id, kind, status, ... as attributes
-	prefixedNames                     // fallom.session_id, fallom.kind, ...; status on the span
+	prefixedNames receiverForm = iota // the fallomsdk receiver's: fallom.session_id, fallom.kind, ...; status on the span
+	ownNames                          // session_id, kind, status, ... as attributes
 )
 
-func (f receiverForm) String() string { return [...]string{"own names", "fallom.* names"}[f] }
+func (f receiverForm) String() string { return [...]string{"fallomsdk receiver form", "own names"}[f] }
 
 // traceDataFields are TraceData's top-level fields that are neither ids,
 // name nor times.
 var traceDataFields = []string{
-	"config_key", "session_id", "customer_id", "model", "kind", "status", "error_message",
+	"config_key", "session_id", "customer_id", "model", "kind", "status", "error_message", "duration_ms",
 	"time_to_first_token_ms", "is_streaming", "metadata", "tags",
 	"prompt_key", "prompt_version", "prompt_ab_test_key", "prompt_variant_index",
 }
@@ -58,7 +60,19 @@ func traceDataSpan(t *testing.T, body string, form receiverForm) ptrace.Traces {
 	out := ptrace.NewTraces()
 	rs := out.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "fallom-sdk")
-	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	ss := rs.ScopeSpans().AppendEmpty()
+	span := ss.Spans().AppendEmpty()
+	if form == prefixedNames {
+		ss.Scope().SetName("fallom-sdk")
+		if ck, ok := td["config_key"].(string); ok {
+			rs.Resource().Attributes().PutStr("service.name", ck)
+		}
+		if td["kind"] == "llm" {
+			span.SetKind(ptrace.SpanKindClient)
+		} else {
+			span.SetKind(ptrace.SpanKindInternal)
+		}
+	}
 	for _, k := range traceDataFields {
 		v, ok := td[k]
 		if !ok {
@@ -523,6 +537,19 @@ var sdkCases = []sdkCase{
 		},
 	},
 	{
+		name: "TS traceModel.doGenerate on an ai@6 model (LanguageModelV3 usage: counts are objects)",
+		body: traceData(map[string]any{"name": "doGenerate", "model": "claude-sonnet-4-5"}, map[string]any{
+			"fallom.method": "traceModel.doGenerate",
+			"fallom.raw.usage": map[string]any{
+				"inputTokens":  map[string]any{"total": 6000, "noCache": 4000, "cacheRead": 1500, "cacheWrite": 500},
+				"outputTokens": map[string]any{"total": 130, "text": 100, "reasoning": 30}},
+		}),
+		check: func(t *testing.T, got map[string]any, sp ptrace.Span) {
+			assert.Equal(t, tok(int64(6000), int64(130), int64(6130), int64(1500), int64(500), int64(30)), tokensOf(got))
+			assert.NotContains(t, got, fallomattr.FlagTokensAdjusted)
+		},
+	},
+	{
 		name: "content capture off: tokens, timing, experiment fields",
 		body: traceData(map[string]any{"model": "gpt-4o", "prompt_key": "onboarding", "prompt_version": 3, "customer_id": "c9"}, map[string]any{
 			"fallom.method":       "chat.completions.create",
@@ -606,7 +633,7 @@ func TestFallomSDKTraceData(t *testing.T) {
 	for _, c := range sdkCases {
 		t.Run(c.name, func(t *testing.T) {
 			var stored [2]map[string]any
-			for _, form := range []receiverForm{ownNames, prefixedNames} {
+			for _, form := range []receiverForm{prefixedNames, ownNames} {
 				t.Run(form.String(), func(t *testing.T) {
 					sp := mapTraceData(t, p, c.body, form)
 					got := canonical(sp)
@@ -626,13 +653,14 @@ func TestFallomSDKTraceData(t *testing.T) {
 func TestFallomSDKRemapIsStable(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	for _, c := range sdkCases {
-		td := traceDataSpan(t, c.body, ownNames)
-		once, err := p.processTraces(authed, td)
-		require.NoError(t, err)
-		first := canonical(spanAt(once, 0))
-		twice, err := p.processTraces(authed, once)
-		require.NoError(t, err)
-		assert.Equal(t, first, canonical(spanAt(twice, 0)), c.name)
+		for _, form := range []receiverForm{prefixedNames, ownNames} {
+			once, err := p.processTraces(authed, traceDataSpan(t, c.body, form))
+			require.NoError(t, err)
+			first := canonical(spanAt(once, 0))
+			twice, err := p.processTraces(authed, once)
+			require.NoError(t, err)
+			assert.Equal(t, first, canonical(spanAt(twice, 0)), "%s, %s", c.name, form)
+		}
 	}
 }
 
@@ -643,7 +671,7 @@ func TestFallomSDKDropContent(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.DropContent = true
 	p := newTestProcessor(t, cfg)
-	sp := mapTraceData(t, p, sdkCases[0].body, ownNames)
+	sp := mapTraceData(t, p, sdkCases[0].body, prefixedNames)
 	got := sp.Attributes().AsRaw()
 	for _, k := range []string{"fallom.raw.request", "fallom.raw.response", fallomattr.Prompt, fallomattr.Completion} {
 		assert.NotContains(t, got, k)

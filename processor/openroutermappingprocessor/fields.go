@@ -423,6 +423,15 @@ var embeddedSpecs = []embeddedSpec{
 	{fRawUsage, "outputTokenDetails.reasoningTokens", fReasoningTokens, rInt},
 	{fRawUsage, "cachedInputTokens", fCachedTokens, rInt}, // v5 (kept, deprecated, in v6)
 	{fRawUsage, "reasoningTokens", fReasoningTokens, rInt},
+	// traceModel.doGenerate on an ai@6 model: the provider's own
+	// LanguageModelV3 usage, whose counts are objects.
+	{fRawUsage, "inputTokens.total", fInputTokens, rInt},
+	{fRawUsage, "inputTokens.noCache", fInputNoCache, rInt},
+	{fRawUsage, "inputTokens.cacheRead", fCachedTokens, rInt},
+	{fRawUsage, "inputTokens.cacheWrite", fCacheWriteTokens, rInt},
+	{fRawUsage, "outputTokens.total", fOutputTokens, rInt},
+	{fRawUsage, "outputTokens.text", fOutputText, rInt},
+	{fRawUsage, "outputTokens.reasoning", fReasoningTokens, rInt},
 	// Fallom SDK: what the wrappers echo of the call (FALLOM_SDK.md 2.3).
 	{fRawRequest, "model", fRequestedModel, rString},
 	{fRawResponse, "finishReason", fFinishReason, rString},
@@ -645,6 +654,10 @@ var dialectNames = [...]string{
 	dNone: "", dOtelGenAI: "otel_genai", dTraceloop: "traceloop", dOpenInference: "openinference",
 	dVercelAI: "vercel_ai", dLangfuse: "langfuse", dFallom: "fallom", dOpenRouter: "openrouter",
 }
+
+// scopeDialects: instrumentation scopes that name their dialect (the
+// fallomsdk receiver's TraceData spans are in scope "fallom-sdk").
+var scopeDialects = map[string]dialect{"openrouter": dOpenRouter, "fallom-sdk": dFallom}
 
 // dialectRules: exact keys and key prefixes (ending in ".") that identify a
 // dialect. LiteLLM and Logfire/pydantic-ai emit semconv keys: otel_genai.

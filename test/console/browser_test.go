@@ -67,6 +67,7 @@ func start(t *testing.T) *env {
 			"FALLOM_HTTP_ENDPOINT=" + ep.HTTP,
 			"FALLOM_GRPC_ENDPOINT=" + ep.GRPC,
 			"FALLOM_CONSOLE_ENDPOINT=" + console,
+			fmt.Sprintf("FALLOM_SDK_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 			fmt.Sprintf("FALLOM_HEALTH_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 			fmt.Sprintf("FALLOM_METRICS_PORT=%d", collectortest.FreePort(t)),
 		},

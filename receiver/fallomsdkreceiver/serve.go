@@ -1,0 +1,68 @@
+package fallomsdkreceiver // import "github.com/fallom/fallom-collector/receiver/fallomsdkreceiver"
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/fallom/fallom-collector/internal/sdkfile"
+)
+
+// sdkProject is the SDK file's content for the project of the request's key.
+func (r *sdkReceiver) sdkProject(req *http.Request) *sdkfile.Project {
+	f := sdkfile.Empty()
+	if r.sdk != nil {
+		f = r.sdk.Current()
+	}
+	return f.Project(project(req.Context()))
+}
+
+// serveList answers GET /configs, /prompts and /prompt-ab-tests with the
+// project's list, encoded when the file was read.
+func (r *sdkReceiver) serveList(list func(*sdkfile.Project) []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		writeJSON(w, http.StatusOK, list(r.sdkProject(req)))
+	}
+}
+
+// handleConfigVersion is GET /configs/{key}/version/{n}: the bare config
+// (FALLOM_SDK.md 3.2); the SDK reads any non-2xx as "not found".
+func (r *sdkReceiver) handleConfigVersion(w http.ResponseWriter, req *http.Request) {
+	key := req.PathValue("key")
+	n, err := strconv.Atoi(req.PathValue("n"))
+	if err != nil || n < 1 {
+		writeError(w, http.StatusBadRequest, "version must be a positive integer")
+		return
+	}
+	b, ok := r.sdkProject(req).ConfigVersionJSON(key, n)
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("config %q has no version %d in this key's project", clip(key), n))
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// handleDataset is GET /api/datasets/{key}[?version=n][&include_entries=true]:
+// entries are always included (the SDK's two callers read the same shape).
+func (r *sdkReceiver) handleDataset(w http.ResponseWriter, req *http.Request) {
+	key := req.PathValue("key")
+	version := 0
+	if s := req.URL.Query().Get("version"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, "version must be a positive integer")
+			return
+		}
+		version = n
+	}
+	b, ok := r.sdkProject(req).DatasetJSON(key, version)
+	if !ok {
+		msg := fmt.Sprintf("dataset %q not found in this key's project", clip(key))
+		if version != 0 {
+			msg = fmt.Sprintf("dataset %q has no version %d in this key's project", clip(key), version)
+		}
+		writeError(w, http.StatusNotFound, msg)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
