@@ -714,6 +714,29 @@ func TestFallomSDKOTLPAndLegacyKeys(t *testing.T) {
 	assert.Equal(t, "onboarding-test", got[fallomattr.PromptABTestKey])
 	assert.Equal(t, "computed", got[fallomattr.CostSource])
 
+	// Mastra runs the AI SDK: its spans carry ai.* keys, and the headers'
+	// ids make them the fallom dialect; the AI SDK's token rules still
+	// apply (ai@5 with Anthropic leaves the cache out; ai@6.0.119+ does not).
+	mastraV5 := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3",
+		"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "claude-sonnet-4-5", "ai.model.provider": "anthropic.messages",
+		"ai.usage.inputTokens": int64(5000), "ai.usage.cachedInputTokens": int64(1000), "ai.usage.outputTokens": int64(100),
+	})
+	assert.Equal(t, "fallom", mastraV5[fallomattr.Source])
+	assert.Equal(t, true, mastraV5[fallomattr.IsGeneration])
+	assert.Equal(t, int64(6000), mastraV5[fallomattr.InputTokens])
+	mastraV6 := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3",
+		"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "claude-sonnet-4-5", "ai.model.provider": "anthropic.messages",
+		"ai.usage.inputTokens": int64(6000), "ai.usage.inputTokenDetails.cacheReadTokens": int64(1000), "ai.usage.outputTokens": int64(100),
+	})
+	assert.Equal(t, int64(6000), mastraV6[fallomattr.InputTokens], "the ai@6.0.119+ marker: inclusive")
+	outer := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3", "ai.operationId": "ai.generateText", "ai.model.id": "gpt-4o",
+		"ai.usage.promptTokens": int64(10), "ai.usage.completionTokens": int64(2),
+	})
+	assert.Equal(t, false, outer[fallomattr.IsGeneration], "the AI SDK's outer span aggregates its calls")
+
 	legacy := mapOne(t, p, map[string]any{
 		"fallom.config_key": "app", "fallom.session_id": "s2",
 		"fallom.prompt_ab_test": "t1", "fallom.prompt_variant": int64(2),

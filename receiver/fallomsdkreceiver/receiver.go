@@ -156,15 +156,14 @@ func notInPipeline(signal string) http.HandlerFunc {
 }
 
 // project is the project of the key that sent the request (set by
-// fallomauth). Without an authenticator there is none, and the receiver
-// serves the project that unauthenticated data is stored under.
-func project(ctx context.Context) string {
+// fallomauth), else default_project_id; "" when there is neither.
+func (r *sdkReceiver) project(ctx context.Context) string {
 	if auth := client.FromContext(ctx).Auth; auth != nil {
 		if p, _ := auth.GetAttribute(fallomattr.AuthProjectID).(string); p != "" {
 			return p
 		}
 	}
-	return fallomattr.DefaultProjectID
+	return r.cfg.DefaultProjectID
 }
 
 // readBody reads the whole body; confighttp has bounded it by

@@ -272,3 +272,19 @@ func TestSDKFileAtStart(t *testing.T) {
 	assert.Contains(t, err.Error(), `project "acme", prompt "p", version 2: has neither system_prompt nor user_template`)
 	assert.Contains(t, err.Error(), `project "acme", prompt "p", version 1: versions must be listed in ascending order`)
 }
+
+// Without auth there is no project: reads fail closed unless
+// default_project_id names one.
+func TestNoAuthProject(t *testing.T) {
+	closed := start(t, envOptions{noAuth: true})
+	a := closed.get(t, "/prompts", "")
+	assert.Equal(t, http.StatusUnauthorized, a.code)
+	assert.Contains(t, a.errorText(t), "no authenticated project")
+	assert.Equal(t, http.StatusUnauthorized, closed.get(t, "/configs/my-agent/version/1", "").code)
+	assert.Equal(t, http.StatusUnauthorized, closed.get(t, "/api/datasets/golden", "").code)
+
+	single := start(t, envOptions{noAuth: true, mutate: func(c *Config) { c.DefaultProjectID = "beta" }})
+	a = single.get(t, "/prompts", "")
+	require.Equal(t, http.StatusOK, a.code)
+	assert.Contains(t, string(a.body), "beta secret")
+}
