@@ -1,6 +1,7 @@
 package openroutermappingprocessor
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
@@ -9,10 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
+	"github.com/fallom/fallom-collector/processor/openroutermappingprocessor/internal/metadata"
 )
 
 // The fixtures below are TraceData bodies as the Fallom SDKs send them
@@ -45,7 +49,7 @@ var traceDataFields = []string{
 }
 
 // traceDataSpan builds the span a receiver makes of one TraceData body.
-func traceDataSpan(t *testing.T, body string, form receiverForm) ptrace.Traces {
+func traceDataSpan(t testing.TB, body string, form receiverForm) ptrace.Traces {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.UseNumber()
@@ -782,4 +786,20 @@ func TestJSONLookup(t *testing.T) {
 	}
 	_, ok := jsonLookup(`{"a":1`, "a")
 	assert.False(t, ok, "not JSON")
+}
+
+// BenchmarkProcessFallomSDK: one TraceData span of the TS OpenAI wrapper
+// (content, usage with details, prompt context), as the fallomsdk receiver
+// makes it, through the factory and processorhelper.
+func BenchmarkProcessFallomSDK(b *testing.B) {
+	td := traceDataSpan(b, sdkCases[0].body, prefixedNames)
+	proc, err := NewFactory().CreateTraces(context.Background(), processortest.NewNopSettings(metadata.Type), createDefaultConfig(), consumertest.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchOnClones(b, td, func(t ptrace.Traces) {
+		if err := proc.ConsumeTraces(authed, t); err != nil {
+			b.Fatal(err)
+		}
+	})
 }
