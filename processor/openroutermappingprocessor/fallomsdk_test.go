@@ -1,6 +1,7 @@
 package openroutermappingprocessor
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
@@ -9,10 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
+	"github.com/fallom/fallom-collector/processor/openroutermappingprocessor/internal/metadata"
 )
 
 // The fixtures below are TraceData bodies as the Fallom SDKs send them
@@ -45,7 +49,7 @@ var traceDataFields = []string{
 }
 
 // traceDataSpan builds the span a receiver makes of one TraceData body.
-func traceDataSpan(t *testing.T, body string, form receiverForm) ptrace.Traces {
+func traceDataSpan(t testing.TB, body string, form receiverForm) ptrace.Traces {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.UseNumber()
@@ -714,6 +718,29 @@ func TestFallomSDKOTLPAndLegacyKeys(t *testing.T) {
 	assert.Equal(t, "onboarding-test", got[fallomattr.PromptABTestKey])
 	assert.Equal(t, "computed", got[fallomattr.CostSource])
 
+	// Mastra runs the AI SDK: its spans carry ai.* keys, and the headers'
+	// ids make them the fallom dialect; the AI SDK's token rules still
+	// apply (ai@5 with Anthropic leaves the cache out; ai@6.0.119+ does not).
+	mastraV5 := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3",
+		"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "claude-sonnet-4-5", "ai.model.provider": "anthropic.messages",
+		"ai.usage.inputTokens": int64(5000), "ai.usage.cachedInputTokens": int64(1000), "ai.usage.outputTokens": int64(100),
+	})
+	assert.Equal(t, "fallom", mastraV5[fallomattr.Source])
+	assert.Equal(t, true, mastraV5[fallomattr.IsGeneration])
+	assert.Equal(t, int64(6000), mastraV5[fallomattr.InputTokens])
+	mastraV6 := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3",
+		"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "claude-sonnet-4-5", "ai.model.provider": "anthropic.messages",
+		"ai.usage.inputTokens": int64(6000), "ai.usage.inputTokenDetails.cacheReadTokens": int64(1000), "ai.usage.outputTokens": int64(100),
+	})
+	assert.Equal(t, int64(6000), mastraV6[fallomattr.InputTokens], "the ai@6.0.119+ marker: inclusive")
+	outer := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3", "ai.operationId": "ai.generateText", "ai.model.id": "gpt-4o",
+		"ai.usage.promptTokens": int64(10), "ai.usage.completionTokens": int64(2),
+	})
+	assert.Equal(t, false, outer[fallomattr.IsGeneration], "the AI SDK's outer span aggregates its calls")
+
 	legacy := mapOne(t, p, map[string]any{
 		"fallom.config_key": "app", "fallom.session_id": "s2",
 		"fallom.prompt_ab_test": "t1", "fallom.prompt_variant": int64(2),
@@ -759,4 +786,20 @@ func TestJSONLookup(t *testing.T) {
 	}
 	_, ok := jsonLookup(`{"a":1`, "a")
 	assert.False(t, ok, "not JSON")
+}
+
+// BenchmarkProcessFallomSDK: one TraceData span of the TS OpenAI wrapper
+// (content, usage with details, prompt context), as the fallomsdk receiver
+// makes it, through the factory and processorhelper.
+func BenchmarkProcessFallomSDK(b *testing.B) {
+	td := traceDataSpan(b, sdkCases[0].body, prefixedNames)
+	proc, err := NewFactory().CreateTraces(context.Background(), processortest.NewNopSettings(metadata.Type), createDefaultConfig(), consumertest.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchOnClones(b, td, func(t ptrace.Traces) {
+		if err := proc.ConsumeTraces(authed, t); err != nil {
+			b.Fatal(err)
+		}
+	})
 }

@@ -473,15 +473,17 @@ type tokenRule struct {
 }
 
 // viaAISDK: the dialects whose counts are the Vercel AI SDK's: its own
-// telemetry, and the Fallom SDK's AI-SDK wrappers (fallom.raw.usage is the
-// AI SDK's usage; fallom.provider is the model's provider, as ai.model.provider).
-// The ai@6.0.119+ row needs no Fallom twin: there the details travel inside
-// fallom.raw.usage, whose noCacheTokens / textTokens are witnesses.
+// telemetry, and the Fallom SDK: its AI-SDK wrappers (fallom.raw.usage is
+// the AI SDK's usage; fallom.provider is the model's provider, as
+// ai.model.provider) and the Mastra exporter's spans (Mastra runs the AI SDK:
+// ai.* keys, with fallom.* ids from the X-Fallom-* headers, so the fallom
+// dialect). In TraceData the ai@6.0.119+ details travel inside
+// fallom.raw.usage, where noCacheTokens / textTokens are witnesses.
 var viaAISDK = []dialect{dVercelAI, dFallom}
 
 var tokenRules = []tokenRule{
 	{
-		dialects: []dialect{dVercelAI}, version: "ai@6.0.119+ and ai@7",
+		dialects: viaAISDK, version: "ai@6.0.119+ and ai@7",
 		markers: []string{
 			"ai.usage.inputTokenDetails.noCacheTokens", "ai.usage.inputTokenDetails.cacheReadTokens",
 			"ai.usage.inputTokenDetails.cacheWriteTokens", "ai.usage.outputTokenDetails.textTokens",

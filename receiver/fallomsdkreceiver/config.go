@@ -42,6 +42,13 @@ type Config struct {
 	// or "otlp".
 	OTLPSpanKind string `mapstructure:"otlp_span_kind"`
 
+	// DefaultProjectID is the project whose SDK file entries are served to
+	// requests without an authenticated project (no auth configured), like
+	// the mapping processor's default_project_id for the data. Empty (the
+	// default): such requests are refused, failing closed as the processor
+	// does.
+	DefaultProjectID string `mapstructure:"default_project_id"`
+
 	// RetryAfter is advertised with a 503 when the pipeline refuses data
 	// with a retryable error that names no delay of its own.
 	RetryAfter time.Duration `mapstructure:"retry_after"`

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configauth"
 	"go.opentelemetry.io/collector/config/confighttp"
@@ -43,9 +44,27 @@ const (
 
 type testHost struct {
 	extensions map[component.ID]component.Component
+	mu         sync.Mutex
+	statuses   []*componentstatus.Event
 }
 
 func (h *testHost) GetExtensions() map[component.ID]component.Component { return h.extensions }
+
+// Report records the component statuses the receiver reports.
+func (h *testHost) Report(e *componentstatus.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.statuses = append(h.statuses, e)
+}
+
+func (h *testHost) lastStatus() *componentstatus.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.statuses) == 0 {
+		return nil
+	}
+	return h.statuses[len(h.statuses)-1]
+}
 
 // sinks are the next consumers of both pipelines; err, when set, is what
 // they answer instead of storing.
@@ -95,6 +114,7 @@ func (s *sinks) allLogs() []plog.Logs {
 }
 
 type env struct {
+	host    *testHost
 	base    string
 	sinks   *sinks
 	sdkFile string
@@ -182,7 +202,7 @@ func start(t *testing.T, o envOptions) *env {
 			require.NoError(t, c.Shutdown(context.Background()))
 		}
 	})
-	return &env{base: "http://" + cfg.NetAddr.Endpoint, sinks: s, sdkFile: sdkPath}
+	return &env{host: host, base: "http://" + cfg.NetAddr.Endpoint, sinks: s, sdkFile: sdkPath}
 }
 
 type answer struct {

@@ -156,15 +156,14 @@ func notInPipeline(signal string) http.HandlerFunc {
 }
 
 // project is the project of the key that sent the request (set by
-// fallomauth). Without an authenticator there is none, and the receiver
-// serves the project that unauthenticated data is stored under.
-func project(ctx context.Context) string {
+// fallomauth), else default_project_id; "" when there is neither.
+func (r *sdkReceiver) project(ctx context.Context) string {
 	if auth := client.FromContext(ctx).Auth; auth != nil {
 		if p, _ := auth.GetAttribute(fallomattr.AuthProjectID).(string); p != "" {
 			return p
 		}
 	}
-	return fallomattr.DefaultProjectID
+	return r.cfg.DefaultProjectID
 }
 
 // readBody reads the whole body; confighttp has bounded it by
@@ -212,7 +211,11 @@ func (r *sdkReceiver) writePipelineError(w http.ResponseWriter, err error) {
 	}
 	retryAfter := r.cfg.RetryAfter
 	msg := err.Error()
-	if st, ok := status.FromError(err); ok {
+	var withStatus interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &withStatus) {
+		// The innermost status's own message, without the wrappers' prefixes
+		// ("not retryable error: Permanent error: rpc error: ...").
+		st := withStatus.GRPCStatus()
 		msg = st.Message()
 		switch st.Code() {
 		case codes.InvalidArgument:

@@ -8,20 +8,32 @@ import (
 	"github.com/fallom/fallom-collector/internal/sdkfile"
 )
 
-// sdkProject is the SDK file's content for the project of the request's key.
-func (r *sdkReceiver) sdkProject(req *http.Request) *sdkfile.Project {
+// errNoProject answers a read without an authenticated project: whose
+// prompts would it be?
+const errNoProject = "no authenticated project: configure auth (the fallomauth extension) or default_project_id on the fallomsdk receiver"
+
+// sdkProject is the SDK file's content for the project of the request's
+// key; without a project it answers 401 and returns nil.
+func (r *sdkReceiver) sdkProject(w http.ResponseWriter, req *http.Request) *sdkfile.Project {
+	id := r.project(req.Context())
+	if id == "" {
+		writeError(w, http.StatusUnauthorized, errNoProject)
+		return nil
+	}
 	f := sdkfile.Empty()
 	if r.sdk != nil {
 		f = r.sdk.Current()
 	}
-	return f.Project(project(req.Context()))
+	return f.Project(id)
 }
 
 // serveList answers GET /configs, /prompts and /prompt-ab-tests with the
 // project's list, encoded when the file was read.
 func (r *sdkReceiver) serveList(list func(*sdkfile.Project) []byte) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
-		writeJSON(w, http.StatusOK, list(r.sdkProject(req)))
+		if p := r.sdkProject(w, req); p != nil {
+			writeJSON(w, http.StatusOK, list(p))
+		}
 	}
 }
 
@@ -34,7 +46,11 @@ func (r *sdkReceiver) handleConfigVersion(w http.ResponseWriter, req *http.Reque
 		writeError(w, http.StatusBadRequest, "version must be a positive integer")
 		return
 	}
-	b, ok := r.sdkProject(req).ConfigVersionJSON(key, n)
+	p := r.sdkProject(w, req)
+	if p == nil {
+		return
+	}
+	b, ok := p.ConfigVersionJSON(key, n)
 	if !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("config %q has no version %d in this key's project", clip(key), n))
 		return
@@ -55,7 +71,11 @@ func (r *sdkReceiver) handleDataset(w http.ResponseWriter, req *http.Request) {
 		}
 		version = n
 	}
-	b, ok := r.sdkProject(req).DatasetJSON(key, version)
+	p := r.sdkProject(w, req)
+	if p == nil {
+		return
+	}
+	b, ok := p.DatasetJSON(key, version)
 	if !ok {
 		msg := fmt.Sprintf("dataset %q not found in this key's project", clip(key))
 		if version != 0 {

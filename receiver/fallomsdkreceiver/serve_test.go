@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 	"gonum.org/v1/gonum/stat/distuv"
@@ -236,9 +237,14 @@ func TestSDKFileHotReload(t *testing.T) {
 	refusal := logs.FilterMessageSnippet("SDK file refused").All()[0]
 	assert.Contains(t, fmt.Sprint(refusal.ContextMap()["error"]), `project "acme", config "my-agent", version 2: variant weights add up to 120`)
 	assert.Equal(t, float64(50), weightOfFirst(), "the last good file stays in force")
+	st := e.host.lastStatus()
+	require.NotNil(t, st)
+	assert.Equal(t, componentstatus.StatusRecoverableError, st.Status(), "the refusal shows in the component status")
+	assert.Contains(t, st.Err().Error(), "variant weights add up to 120")
 
 	require.NoError(t, os.WriteFile(e.sdkFile, orig, 0o600))
 	require.Eventually(t, func() bool { return weightOfFirst() == 80 }, 60*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return e.host.lastStatus().Status() == componentstatus.StatusOK }, 60*time.Second, 50*time.Millisecond)
 }
 
 // An SDK file that is invalid at start stops the receiver from starting,
@@ -265,4 +271,20 @@ func TestSDKFileAtStart(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `project "acme", prompt "p", version 2: has neither system_prompt nor user_template`)
 	assert.Contains(t, err.Error(), `project "acme", prompt "p", version 1: versions must be listed in ascending order`)
+}
+
+// Without auth there is no project: reads fail closed unless
+// default_project_id names one.
+func TestNoAuthProject(t *testing.T) {
+	closed := start(t, envOptions{noAuth: true})
+	a := closed.get(t, "/prompts", "")
+	assert.Equal(t, http.StatusUnauthorized, a.code)
+	assert.Contains(t, a.errorText(t), "no authenticated project")
+	assert.Equal(t, http.StatusUnauthorized, closed.get(t, "/configs/my-agent/version/1", "").code)
+	assert.Equal(t, http.StatusUnauthorized, closed.get(t, "/api/datasets/golden", "").code)
+
+	single := start(t, envOptions{noAuth: true, mutate: func(c *Config) { c.DefaultProjectID = "beta" }})
+	a = single.get(t, "/prompts", "")
+	require.Equal(t, http.StatusOK, a.code)
+	assert.Contains(t, string(a.body), "beta secret")
 }

@@ -107,6 +107,13 @@ func TestTraceDataPython(t *testing.T) {
 	assert.Equal(t, int64(0), attrInt(t, attrs, "fallom.prompt_variant_index"))
 	assert.Equal(t, int64(1), attrInt(t, attrs, "fallom.prompt_version"))
 	assert.Equal(t, `{"input_tokens": 12, "output_tokens": 5}`, attrStr(t, attrs, "fallom.raw.usage"))
+
+	// A naive datetime's isoformat() (no offset) is UTC.
+	naive := strings.NewReplacer(`"2026-12-02T16:05:52.828000+00:00"`, `"2026-12-02T16:05:52.828000"`,
+		`"b7ad6b7169203331"`, `"b7ad6b7169203332"`).Replace(string(fixture(t, "py_anthropic.json")))
+	require.Equal(t, http.StatusOK, e.post(t, "/v1/traces", keyAcme, []byte(naive)).code)
+	got := e.sinks.allTraces()[1].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+	assert.Equal(t, mustTime(t, "2026-12-02T16:05:52.828Z"), got.StartTimestamp())
 }
 
 // Content capture off (FALLOM_CAPTURE_CONTENT=false): no raw request or

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,8 +16,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fallom/fallom-collector/internal/pricing"
 	"github.com/fallom/fallom-collector/internal/testutil/collectortest"
 )
+
+// nullInt is -1 for NULL.
+func nullInt(v sql.NullInt64) int64 {
+	if !v.Valid {
+		return -1
+	}
+	return v.Int64
+}
 
 // The Fallom SDK fixtures are the receiver's (written from FALLOM_SDK.md:
 // both SDKs' TraceData, both timestamp formats, capture off, Mastra OTLP).
@@ -127,10 +137,59 @@ func TestFallomSDKTracesStored(t *testing.T) {
 	assert.Equal(t, "CLIENT", mastra.kind, "the Mastra exporter's API kind 2")
 	assert.Equal(t, "mastra-session", mastra.session)
 	assert.Equal(t, "user-456", mastra.customer)
+	assert.Equal(t, 1, count(t, db, `SELECT count(*) FROM spans WHERE span_id = 'bbbbbbbbbbbbbbbb' AND config_key = 'mastra-app'
+		AND is_generation AND input_tokens = 3 AND cost_source = 'computed'`), "the headers' config key, Mastra's gen_ai.* usage")
 
 	var ttft float64
 	require.NoError(t, db.QueryRow(`SELECT time_to_first_token_ms FROM spans WHERE span_id = '1122334455667788'`).Scan(&ttft))
 	assert.Equal(t, 320.0, ttft)
+
+	// Tokens from each usage shape of fallom.raw.usage, the cost computed
+	// from the built-in price table (the SDKs send none), checked here
+	// against the table's per-token prices; the experiment columns.
+	pricer := pricing.NewPricer(nil)
+	for _, c := range []struct {
+		spanID, model                   string
+		in, out, total, cached          int64
+		configKey, promptKey, abTestKey string
+		promptVersion, variant          int64
+	}{
+		{"3696c77151ca725c", "gpt-4o-2024", 10, 2, 12, 0, "my-agent", "onboarding", "", 2, -1},
+		{"b7ad6b7169203331", "claude-3-5-sonnet-20241022", 12, 5, 17, 0, "support-bot", "onboarding", "onboarding-test", 1, 0},
+		{"00f067aa0ba902b7", "gpt-4o-mini", 7, 0, 7, 0, "support-bot", "", "", -1, -1},
+		{"1122334455667788", "gpt-4o", 20, 30, 50, 4, "my-agent", "", "", -1, -1},
+	} {
+		var (
+			isGen                  bool
+			in, out, total, cached int64
+			cost                   float64
+			costSource, configKey  string
+			promptKey, abKey       sql.NullString
+			promptVersion, variant sql.NullInt64
+		)
+		require.NoError(t, db.QueryRow(`SELECT is_generation, input_tokens, output_tokens, total_tokens, coalesce(cached_input_tokens, 0),
+			total_cost_usd, cost_source, config_key, prompt_key, prompt_version, prompt_ab_test_key, prompt_variant_index
+			FROM spans WHERE span_id = ?`, c.spanID).Scan(&isGen, &in, &out, &total, &cached, &cost, &costSource, &configKey,
+			&promptKey, &promptVersion, &abKey, &variant), c.spanID)
+		assert.True(t, isGen, c.spanID)
+		assert.Equal(t, [4]int64{c.in, c.out, c.total, c.cached}, [4]int64{in, out, total, cached}, c.spanID)
+		price, ok := pricer.Lookup(c.model)
+		require.True(t, ok, "%s is in the built-in price table", c.model)
+		readPrice := price.Input
+		if price.HasCacheRead {
+			readPrice = price.CacheRead
+		}
+		want := float64(c.in-c.cached)*price.Input + float64(c.cached)*readPrice + float64(c.out)*price.Output
+		assert.Equal(t, "computed", costSource, c.spanID)
+		assert.InDelta(t, want, cost, want*1e-9, c.spanID)
+		assert.Equal(t, c.configKey, configKey, c.spanID)
+		assert.Equal(t, c.promptKey, promptKey.String, c.spanID)
+		assert.Equal(t, c.abTestKey, abKey.String, c.spanID)
+		assert.Equal(t, c.promptVersion, nullInt(promptVersion), c.spanID)
+		assert.Equal(t, c.variant, nullInt(variant), c.spanID)
+	}
+	assert.Equal(t, 0, count(t, db, `SELECT count(*) FROM spans WHERE span_id = 'eee19b7ec3c1b174' AND (is_generation OR total_cost_usd IS NOT NULL)`),
+		"a manual span is no generation and has no cost")
 
 	// The SDK's own attributes are kept.
 	var attrs string
@@ -230,4 +289,75 @@ func TestSDKValidateCommand(t *testing.T) {
 	_, errOut, err = collectortest.Run(t, dir, nil, "sdk", "validate", bad)
 	require.Error(t, err)
 	assert.Contains(t, errOut, `project "acme", prompt A/B test "onboarding-test", version 3: variants[0]: prompt "onboarding" has no version 9`)
+}
+
+// TestFallomSDKEventsStored: assignments, business metrics and eval runs,
+// sent as the SDKs send them, are stored for the key's project once the
+// answer is 2xx: assignments once per session and config version (each
+// lookup counted), the latest metric value winning, an eval run under the
+// run_id it was answered with.
+func TestFallomSDKEventsStored(t *testing.T) {
+	in := startSDK(t)
+	post := func(path, key, body string) (int, []byte) {
+		return in.sdkDo(t, http.MethodPost, path, key, []byte(body), nil)
+	}
+	assignment := `{"config_key":"my-agent","config_version":2,"session_id":"session-123","assigned_model":"gpt-4o"}`
+	for range 3 { // the SDK posts on every models.get(), never deduplicated
+		code, body := post("/sessions", in.key, assignment)
+		require.Equal(t, http.StatusOK, code, "%s", body)
+	}
+	code, body := post("/sessions", in.key, `{"config_key":"my-agent","config_version":2,"session_id":"user-123-convo-456","assigned_model":"claude-3-5-sonnet","customer_id":"vip-1"}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	code, _ = post("/sessions", in.keyBeta, assignment)
+	require.Equal(t, http.StatusOK, code)
+
+	code, _ = post("/spans", in.key, `{"config_key":"my-agent","session_id":"session-123","data":{"outlier_score":0.8,"converted":false}}`)
+	require.Equal(t, http.StatusOK, code)
+	code, _ = post("/spans", in.key, `{"config_key":"my-agent","session_id":"session-123","data":{"converted":true}}`)
+	require.Equal(t, http.StatusOK, code)
+
+	code, body = post("/api/sdk-evals", in.key, `{"name":"My run","description":null,"dataset_size":1,"judge_model":"openai/gpt-4o-mini",
+		"results":[{"input":"q","model":"m","output":"a","is_production":false,"answer_relevancy":0.9,"hallucination":null,"latency_ms":12}]}`)
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var run struct {
+		RunID string `json:"run_id"`
+	}
+	require.NoError(t, json.Unmarshal(body, &run))
+	require.NotEmpty(t, run.RunID)
+
+	// Bad input: 400 naming the problem, nothing stored.
+	code, body = post("/spans", in.key, `{"session_id":"session-123","data":{"converted":1,"label":"vip"}}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, string(body), "data.label must be a number or a boolean")
+	code, body = post("/sessions", in.key, `{"config_key":"my-agent","config_version":2,"assigned_model":"gpt-4o"}`)
+	assert.Equal(t, http.StatusBadRequest, code)
+	assert.Contains(t, string(body), "session_id is required")
+
+	db := in.db(t)
+	var model string
+	var calls int
+	require.NoError(t, db.QueryRow(`SELECT assigned_model, calls FROM assignments
+		WHERE project_id = 'acme' AND config_key = 'my-agent' AND config_version = 2 AND session_id = 'session-123'`).Scan(&model, &calls))
+	assert.Equal(t, "gpt-4o", model)
+	assert.Equal(t, 3, calls)
+	assert.Equal(t, 2, count(t, db, `SELECT count(*) FROM assignments WHERE project_id = 'acme'`))
+	assert.Equal(t, 1, count(t, db, `SELECT count(*) FROM assignments WHERE project_id = 'acme' AND customer_id = 'vip-1'`))
+	assert.Equal(t, 1, count(t, db, `SELECT count(*) FROM assignments WHERE project_id = 'beta'`))
+
+	metrics := map[string]float64{}
+	rows, err := db.Query(`SELECT name, value FROM session_metrics WHERE project_id = 'acme' AND config_key = 'my-agent' AND session_id = 'session-123'`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		var v float64
+		require.NoError(t, rows.Scan(&n, &v))
+		metrics[n] = v
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, map[string]float64{"outlier_score": 0.8, "converted": 1}, metrics, "the latest value wins")
+
+	var name, stored string
+	require.NoError(t, db.QueryRow(`SELECT name, body FROM eval_runs WHERE project_id = 'acme' AND run_id = ?`, run.RunID).Scan(&name, &stored))
+	assert.Equal(t, "My run", name)
+	assert.Contains(t, stored, `"answer_relevancy":0.9`)
 }
