@@ -567,7 +567,7 @@ type contentSpec struct {
 // prompt/completion and is then removed from the attributes (stored once,
 // unless keep_original_content); drop_content removes every key listed here,
 // on spans and on span events. A key that is content is listed here, and
-// only here (TestContentKeysOfEveryDialectFixture walks the fixtures).
+// only here (TestDropContentRemovesEveryContentKey walks the fixtures).
 var contentSpecs = []contentSpec{
 	{key: "fallom.prompt", role: toPrompt, kind: ckNormalized},
 	{key: "fallom.raw.request", role: toPrompt, kind: ckFallomRequest}, // Fallom SDK
