@@ -4,6 +4,7 @@
 #   make test    -> every test (what CI runs), including the generated-sources drift check
 #   make bench   -> benchmarks side by side; writes BENCHMARKS.md and bench/results/latest.json
 #   make soak    -> the long reliability suite; writes RELIABILITY.md
+#                   (FALLOM_SOAK_SPANS=n: size of the large-database case, default 1000000)
 
 SHELL        := /bin/bash
 GO           ?= go
@@ -38,7 +39,7 @@ ocb:
 OCB_STAMP := $(OCB_OUT)/.complete
 # ocb's go mod tidy follows the imports of our components, so their sources
 # are inputs too.
-COMPONENT_SRC := $(shell find config extension processor exporter internal -name '*.go' -not -name '*_test.go' 2>/dev/null)
+COMPONENT_SRC := $(shell find config extension processor exporter receiver internal -name '*.go' -not -name '*_test.go' 2>/dev/null)
 $(OCB_STAMP): builder-config.yaml go.mod go.sum $(COMPONENT_SRC) | ocb
 	@rm -rf $(OCB_OUT) && mkdir -p .build
 	@"$(OCB)" --config builder-config.yaml --skip-compilation >.build/ocb.log 2>&1 || { cat .build/ocb.log; exit 1; }

@@ -301,7 +301,7 @@ func runConsoleBackend(ctx context.Context, w *World, o ConsoleOptions, backendN
 		fmt.Fprintf(log, "  loaded in %.0f s (%.0f spans/s)\n", res.LoadS, float64(o.Spans)/res.LoadS)
 	}
 
-	ports := make([]string, 5)
+	ports := make([]string, 6)
 	for i := range ports {
 		a, err := FreeAddr()
 		if err != nil {
@@ -314,6 +314,7 @@ func runConsoleBackend(ctx context.Context, w *World, o ConsoleOptions, backendN
 	env = append(env,
 		"FALLOM_KEYS_FILE="+w.KeysFile, "FALLOM_HTTP_ENDPOINT="+ports[0], "FALLOM_GRPC_ENDPOINT="+ports[1],
 		"FALLOM_HEALTH_ENDPOINT="+ports[2], "FALLOM_METRICS_PORT="+metricsPort, "FALLOM_CONSOLE_ENDPOINT="+consoleAddr,
+		"FALLOM_SDK_ENDPOINT="+ports[5],
 	)
 	proc, err := StartProcess("console-"+backendName, w.OursBin, args, env, dir, filepath.Join(dir, "collector.log"))
 	if err != nil {

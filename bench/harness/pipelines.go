@@ -95,8 +95,9 @@ func (w *World) Start(ctx context.Context, name string) (*Instance, error) {
 		grpcAddr, err1 := FreeAddr()
 		healthAddr, err2 := FreeAddr()
 		consoleAddr, err3 := FreeAddr()
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("no free port: %v %v %v", err1, err2, err3)
+		sdkAddr, err4 := FreeAddr()
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+			return nil, fmt.Errorf("no free port: %v %v %v %v", err1, err2, err3, err4)
 		}
 		dbPath := filepath.Join(runDir, "fallom.db")
 		args = []string{"--config", filepath.Join(w.Root, "config", "config.yaml")}
@@ -107,6 +108,7 @@ func (w *World) Start(ctx context.Context, name string) (*Instance, error) {
 			"FALLOM_GRPC_ENDPOINT=" + grpcAddr,
 			"FALLOM_HEALTH_ENDPOINT=" + healthAddr,
 			"FALLOM_CONSOLE_ENDPOINT=" + consoleAddr,
+			"FALLOM_SDK_ENDPOINT=" + sdkAddr,
 			"FALLOM_METRICS_PORT=" + strconv.Itoa(metricsPort),
 			"FALLOM_MEMORY_LIMIT_MIB=" + strconv.Itoa(w.MemoryLimitMiB),
 			"FALLOM_MEMORY_SPIKE_MIB=" + strconv.Itoa(w.MemorySpikeMiB),

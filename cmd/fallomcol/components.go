@@ -8,6 +8,7 @@ import (
 	fallomconsoleextension "github.com/fallom/fallom-collector/extension/fallomconsoleextension"
 	requestguardextension "github.com/fallom/fallom-collector/extension/requestguardextension"
 	openroutermappingprocessor "github.com/fallom/fallom-collector/processor/openroutermappingprocessor"
+	fallomsdkreceiver "github.com/fallom/fallom-collector/receiver/fallomsdkreceiver"
 	clickhouseexporter "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/clickhouseexporter"
 	kafkaexporter "github.com/open-telemetry/opentelemetry-collector-contrib/exporter/kafkaexporter"
 	healthcheckextension "github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension"
@@ -74,12 +75,14 @@ func components() (otelcol.Factories, error) {
 
 	factories.Receivers, err = otelcol.MakeFactoryMap[receiver.Factory](
 		otlpreceiver.NewFactory(),
+		fallomsdkreceiver.NewFactory(),
 	)
 	if err != nil {
 		return otelcol.Factories{}, err
 	}
 	factories.ReceiverModules = makeModulesMap(factories.Receivers, map[component.Type]string{
-		otlpreceiver.NewFactory().Type(): "go.opentelemetry.io/collector/receiver/otlpreceiver v0.165.0",
+		otlpreceiver.NewFactory().Type():      "go.opentelemetry.io/collector/receiver/otlpreceiver v0.165.0",
+		fallomsdkreceiver.NewFactory().Type(): "github.com/fallom/fallom-collector v0.0.0",
 	})
 
 	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](

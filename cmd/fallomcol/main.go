@@ -9,8 +9,9 @@
 //     converter that changes nothing; `validate` prints its warnings), and
 //   - has a `keys` subcommand that creates, lists and revokes flm_ API keys,
 //     a `prices` subcommand that imports a public price list into the
-//     pricing file, and a `sqlite` subcommand that shows or converts the page
-//     size of a SQLite database file.
+//     pricing file, a `sqlite` subcommand that shows or converts the page
+//     size of a SQLite database file, and an `sdk validate` subcommand that
+//     checks the SDK file served to the Fallom SDKs.
 //
 // `make check-generated` keeps the provider list below in step with the main.go
 // that ocb would generate.
@@ -34,6 +35,7 @@ import (
 	"github.com/fallom/fallom-collector/config"
 	"github.com/fallom/fallom-collector/internal/keys"
 	"github.com/fallom/fallom-collector/internal/pricing"
+	"github.com/fallom/fallom-collector/internal/sdkfile"
 	"github.com/fallom/fallom-collector/internal/storage/sqlite"
 )
 
@@ -77,7 +79,7 @@ func main() {
 	}
 
 	cmd := otelcol.NewCommand(set)
-	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand(), sqlite.NewCommand())
+	cmd.AddCommand(keys.NewCommand(), pricing.NewCommand(), sqlite.NewCommand(), sdkfile.NewCommand())
 	printOrderWarningsOnValidate(cmd, orderCheck)
 	if err := cmd.Execute(); err != nil {
 		// cobra has printed the error already.

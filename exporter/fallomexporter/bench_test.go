@@ -233,16 +233,16 @@ func BenchmarkWriteSQLiteReplay(b *testing.B) {
 // BenchmarkAckModes compares the two configurations that acknowledge only
 // after commit, with 32 concurrent clients each sending one OpenRouter
 // delivery per request (what a busy Broadcast destination sees): the
-// default (queue with wait_for_result and batching: concurrent requests
-// share a transaction) and the queue disabled (one transaction per
-// request). The result chose the default (README "Durability").
+// default (queue with wait_for_result, 64 consumers, no batching) and the
+// queue disabled. In both, concurrent requests share transactions through
+// the storage's group commit (README "Durability").
 func BenchmarkAckModes(b *testing.B) {
 	modes := map[string]func(*Config){
-		"queue_wait_batch": func(*Config) {},
-		"no_queue":         func(c *Config) { c.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]() },
+		"queue_wait": func(*Config) {},
+		"no_queue":   func(c *Config) { c.QueueConfig = configoptional.None[exporterhelper.QueueBatchConfig]() },
 	}
 	for _, driver := range []string{DriverSQLite, DriverPostgres} {
-		for _, mode := range []string{"queue_wait_batch", "no_queue"} {
+		for _, mode := range []string{"queue_wait", "no_queue"} {
 			b.Run(driver+"/"+mode, func(b *testing.B) {
 				cfg, _ := sqliteConfig(b)
 				if driver == DriverPostgres {

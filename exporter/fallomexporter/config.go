@@ -24,8 +24,9 @@ type Config struct {
 	// Timeout bounds one write (one transaction) to the database.
 	exporterhelper.TimeoutConfig `mapstructure:",squash"`
 	// QueueConfig is the stock sending_queue. The default waits for the
-	// result (wait_for_result: true) and batches concurrent requests into
-	// one transaction, so a 2xx means committed.
+	// result (wait_for_result: true), so a 2xx means committed, and does
+	// not batch: concurrent requests share transactions in the storage
+	// (group commit), each answered for its own spans.
 	QueueConfig configoptional.Optional[exporterhelper.QueueBatchConfig] `mapstructure:"sending_queue"`
 	// RetryConfig is the stock retry_on_failure: retryable storage errors
 	// (busy, connection refused, restart) are retried with backoff.
@@ -95,6 +96,14 @@ func (cfg *Config) Validate() error {
 			errs = append(errs, errors.New("sending_queue acknowledges spans before they are stored and keeps them only in memory, "+
 				"so a crash would lose acknowledged data: set sending_queue.wait_for_result: true (acknowledge after commit), "+
 				"or sending_queue.storage: file_storage (a persistent queue), or disable sending_queue"))
+		}
+		if q.WaitForResult && q.Batch.HasValue() {
+			// exporterhelper answers every request merged into a batch with
+			// the batch's error: one sender's unstorable span would fail
+			// the other senders' requests, whose rows are committed.
+			errs = append(errs, errors.New("sending_queue.batch with wait_for_result: true answers every request merged into a batch "+
+				"with the error of any one of them (one sender's bad span would fail the others); remove sending_queue.batch: "+
+				"the storage already commits concurrent requests together and answers each for its own spans"))
 		}
 	}
 	if cfg.Timeout < 0 {

@@ -43,8 +43,8 @@ func TestConfigs(t *testing.T) {
 		t.Fatalf("default storage %+v", def.Storage)
 	}
 	q := def.QueueConfig.Get()
-	if !def.QueueConfig.HasValue() || !q.WaitForResult || !q.Batch.HasValue() || q.StorageID != nil {
-		t.Fatalf("default queue must acknowledge after commit with batching: %+v", q)
+	if !def.QueueConfig.HasValue() || !q.WaitForResult || q.Batch.HasValue() || q.StorageID != nil {
+		t.Fatalf("default queue must acknowledge after commit without merging requests: %+v", q)
 	}
 
 	pg := loadConfig(t, "postgres")
@@ -66,6 +66,18 @@ func TestConfigs(t *testing.T) {
 	}
 	if id := pq.QueueConfig.Get().StorageID; id == nil || id.String() != "file_storage" {
 		t.Fatalf("persistent queue storage = %v", id)
+	}
+
+	// A sending_queue section without batch keeps the default's "no batch".
+	if pq.QueueConfig.Get().Batch.HasValue() {
+		t.Fatal("sending_queue without batch enabled batching")
+	}
+	err := confmap.Validate(loadConfig(t, "batched"))
+	if err == nil || !strings.Contains(err.Error(), "remove sending_queue.batch") {
+		t.Fatalf("batching with wait_for_result: Validate = %v", err)
+	}
+	if err := confmap.Validate(loadConfig(t, "persistent_batched")); err != nil {
+		t.Fatalf("batching behind a persistent queue: %v", err)
 	}
 
 	nq := loadConfig(t, "noqueue")

@@ -33,8 +33,13 @@ type fallomExporter struct {
 	handle *backend.Handle
 	store  storage.Store
 
-	spansWritten metric.Int64Counter
-	retained     metric.Int64Counter
+	spansWritten  metric.Int64Counter
+	eventsWritten metric.Int64Counter
+	retained      metric.Int64Counter
+
+	// retention is false for the logs instance: one retention loop (the
+	// traces instance's) per exporter config.
+	retention bool
 
 	stopRetention context.CancelFunc
 	retentionDone sync.WaitGroup
@@ -48,13 +53,20 @@ func newFallomExporter(cfg *Config, set component.TelemetrySettings) (*fallomExp
 	if err != nil {
 		return nil, err
 	}
+	events, err := meter.Int64Counter("fallom_exporter_sdk_events",
+		metric.WithDescription("Fallom SDK events (assignments, session metrics, eval runs) handled by the fallom exporter, by outcome: stored, unchanged (a redelivery, an older metric value), rejected (can never be stored)."),
+		metric.WithUnit("{event}"))
+	if err != nil {
+		return nil, err
+	}
 	retained, err := meter.Int64Counter("fallom_exporter_retention_rows",
 		metric.WithDescription("Rows changed by retention, by action: content_cleared, deleted."),
 		metric.WithUnit("{row}"))
 	if err != nil {
 		return nil, err
 	}
-	return &fallomExporter{cfg: cfg, logger: set.Logger, now: time.Now, spansWritten: written, retained: retained}, nil
+	return &fallomExporter{cfg: cfg, logger: set.Logger, now: time.Now, spansWritten: written, eventsWritten: events,
+		retained: retained, retention: true}, nil
 }
 
 // describe names the storage for logs without its password.
@@ -67,7 +79,7 @@ func (e *fallomExporter) start(ctx context.Context, _ component.Host) error {
 	}
 	e.handle, e.store = h, h.Store()
 	e.logger.Info("fallom exporter storage ready", zap.String("storage", e.describe()))
-	if r := e.cfg.Retention; r.ContentDays > 0 || r.SpanDays > 0 {
+	if r := e.cfg.Retention; e.retention && (r.ContentDays > 0 || r.SpanDays > 0) {
 		rctx, cancel := context.WithCancel(context.Background())
 		e.stopRetention = cancel
 		e.retentionDone.Add(1)
@@ -87,7 +99,9 @@ func (e *fallomExporter) shutdown(context.Context) error {
 	return nil
 }
 
-// pushTraces writes one (possibly merged) batch in one transaction. A plain
+// pushTraces writes one request's spans. The queue does not merge requests
+// (see defaultNumConsumers): concurrent calls share transactions in the
+// storage, and each call's answer is earned by its own spans only. A plain
 // error is retried by exporterhelper; a permanent one is not.
 func (e *fallomExporter) pushTraces(ctx context.Context, td ptrace.Traces) error {
 	if e.store == nil {
@@ -99,47 +113,68 @@ func (e *fallomExporter) pushTraces(ctx context.Context, td ptrace.Traces) error
 		return err // retryable: nothing to count yet, the retry writes it all
 	}
 	e.count(ctx, res)
-	var errs []error
+	var details []string
 	if err != nil {
 		e.logger.Error("spans rejected by the database", zap.Int("rejected", res.Rejected), zap.Error(err))
-		errs = append(errs, err)
+		details = append(details, err.Error())
 	}
 	if len(invalid) > 0 {
 		e.spansWritten.Add(ctx, int64(len(invalid)), metric.WithAttributes(attribute.String("outcome", "rejected")))
-		errs = append(errs, invalidError(invalid))
-		e.logger.Warn("spans rejected", zap.Int("rejected", len(invalid)), zap.Error(errs[len(errs)-1]))
+		ierr := invalidError(invalid)
+		details = append(details, ierr.Error())
+		e.logger.Warn("spans rejected", zap.Int("rejected", len(invalid)), zap.Error(ierr))
 	}
-	if len(errs) > 0 {
+	if len(details) > 0 {
+		// The answer says what became of every span of the request: the
+		// others were committed (a replay of a span retention removed
+		// counts as stored: it is acknowledged, not stored again).
+		stored := res.Inserted + res.Updated + res.Unchanged + res.Expired
+		refused := res.Rejected + len(invalid)
+		msg := fmt.Sprintf("%d of %d spans stored, %d refused: %s", stored, stored+refused, refused, strings.Join(details, "; "))
 		// InvalidArgument: the stock OTLP receiver answers 400 (the client's
 		// data is at fault and must not be retried) instead of the 500 it
 		// gives a permanent error without a gRPC status.
-		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, errors.Join(errs...).Error()))
+		return consumererror.NewPermanent(status.Error(codes.InvalidArgument, msg))
 	}
 	return nil
 }
 
 func (e *fallomExporter) count(ctx context.Context, res storage.WriteResult) {
-	for outcome, n := range map[string]int{
+	addOutcomes(ctx, e.spansWritten, map[string]int{
 		"inserted": res.Inserted, "updated": res.Updated, "unchanged": res.Unchanged, "expired": res.Expired, "rejected": res.Rejected,
-	} {
+	})
+}
+
+// addOutcomes adds the non-zero counts to counter, by outcome.
+func addOutcomes(ctx context.Context, counter metric.Int64Counter, outcomes map[string]int) {
+	for outcome, n := range outcomes {
 		if n > 0 {
-			e.spansWritten.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
+			counter.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
 		}
 	}
 }
 
 func invalidError(invalid []invalidSpan) error {
+	return listError("span(s)", len(invalid), func(i int) string {
+		s := invalid[i]
+		return fmt.Sprintf("span %q (trace_id=%s span_id=%s): %s", s.name, s.traceID, s.spanID, s.reason)
+	})
+}
+
+// listError says that n things (noun) cannot be stored, naming the first
+// five (item(i) describes the i-th) and counting the rest.
+func listError(noun string, n int, item func(i int) string) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d span(s) cannot be stored: ", len(invalid))
-	for i, s := range invalid {
+	fmt.Fprintf(&b, "%d %s cannot be stored: ", n, noun)
+	for i := range n {
 		if i == 5 {
-			fmt.Fprintf(&b, "; and %d more", len(invalid)-i)
+			fmt.Fprintf(&b, "; and %d more", n-i)
 			break
 		}
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "span %q (trace_id=%s span_id=%s): %s", s.name, s.traceID, s.spanID, s.reason)
+		b.WriteString(item(i))
 	}
 	return errors.New(b.String())
 }

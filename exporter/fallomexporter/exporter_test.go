@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configopaque"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -39,10 +40,18 @@ func sqliteConfig(t testing.TB) (*Config, string) {
 
 func startExporter(t testing.TB, cfg *Config) exporter.Traces {
 	t.Helper()
+	return startSignal(t, cfg, NewFactory().CreateTraces)
+}
+
+// startSignal creates the exporter of one signal from cfg, starts it and
+// shuts it down at the end of the test.
+func startSignal[E component.Component](t testing.TB, cfg *Config,
+	create func(context.Context, exporter.Settings, component.Config) (E, error)) E {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	exp, err := NewFactory().CreateTraces(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
+	exp, err := create(context.Background(), exportertest.NewNopSettings(metadata.Type), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,32 +21,32 @@ import (
 // NewFactory creates the fallom exporter factory.
 func NewFactory() exporter.Factory {
 	return exporter.NewFactory(metadata.Type, createDefaultConfig,
-		exporter.WithTraces(createTraces, metadata.TracesStability))
+		exporter.WithTraces(createTraces, metadata.TracesStability),
+		exporter.WithLogs(createLogs, metadata.LogsStability))
 }
 
-// Defaults of the queue that acknowledges after commit. Concurrent requests
-// wait in the queue and are merged into one batch, so one transaction (one
-// fsync) serves many requests; each request's caller is answered when the
-// batch that holds it has committed (or failed).
-const (
-	defaultBatchMinItems = 500
-	defaultBatchMaxItems = 5000
-	defaultFlushTimeout  = 10 * time.Millisecond
-	defaultNumConsumers  = 4
-)
+// defaultNumConsumers bounds the requests written at once. The queue does
+// not merge requests (no sending_queue.batch): exporterhelper's batcher
+// answers every request of a merged batch with the batch's one error, so a
+// span that can never be stored in one request would fail the others,
+// although their rows were committed. Instead each request is its own
+// WriteSpans call, and the storage merges concurrent calls into shared
+// transactions (storage.GroupCommitter: one transaction, one fsync for
+// many requests) while answering each caller for its own spans. A consumer
+// is a goroutine waiting for its group commit, so the bound is generous:
+// the transaction grows with the requests waiting.
+const defaultNumConsumers = 64
 
 // DefaultQueueConfig is the sending_queue of the default config:
-// wait_for_result with batching (see README "Durability").
+// wait_for_result without batching (see README "Durability").
 func DefaultQueueConfig() exporterhelper.QueueBatchConfig {
 	q := exporterhelper.NewDefaultQueueConfig()
 	q.WaitForResult = true
 	q.BlockOnOverflow = false
 	q.NumConsumers = defaultNumConsumers
-	batch := exporterhelper.NewDefaultBatchConfig()
-	batch.FlushTimeout = defaultFlushTimeout
-	batch.MinSize = defaultBatchMinItems
-	batch.MaxSize = defaultBatchMaxItems
-	q.Batch = configoptional.Some(batch)
+	// Off unless a config enables it (then with the stock defaults); Validate
+	// refuses it with wait_for_result.
+	q.Batch = configoptional.Default(exporterhelper.NewDefaultBatchConfig())
 	return q
 }
 
@@ -67,6 +67,27 @@ func createTraces(ctx context.Context, set exporter.Settings, cfg component.Conf
 		return nil, err
 	}
 	return exporterhelper.NewTraces(ctx, set, cfg, exp.pushTraces,
+		exporterhelper.WithStart(exp.start),
+		exporterhelper.WithShutdown(exp.shutdown),
+		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),
+		exporterhelper.WithTimeout(c.TimeoutConfig),
+		exporterhelper.WithRetry(c.RetryConfig),
+		exporterhelper.WithQueue(c.QueueConfig),
+	)
+}
+
+// createLogs makes the exporter of the Fallom SDK events (the logs/sdk
+// pipeline): the same storage (one backend per database in the process),
+// queue and wait-for-result semantics as traces; retention stays with the
+// traces instance.
+func createLogs(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
+	c := cfg.(*Config)
+	exp, err := newFallomExporter(c, set.TelemetrySettings)
+	if err != nil {
+		return nil, err
+	}
+	exp.retention = false
+	return exporterhelper.NewLogs(ctx, set, cfg, exp.pushLogs,
 		exporterhelper.WithStart(exp.start),
 		exporterhelper.WithShutdown(exp.shutdown),
 		exporterhelper.WithCapabilities(consumer.Capabilities{MutatesData: false}),

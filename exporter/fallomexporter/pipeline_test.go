@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/configopaque"
@@ -22,6 +23,7 @@ import (
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/receiver"
 	"go.opentelemetry.io/collector/receiver/otlpreceiver"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 
@@ -33,6 +35,15 @@ import (
 // and returns its traces URL.
 func startReceiver(t *testing.T, next consumer.Traces) string {
 	t.Helper()
+	return "http://" + startOTLPHTTP(t, func(f receiver.Factory, set receiver.Settings, cfg component.Config) (component.Component, error) {
+		return f.CreateTraces(context.Background(), set, cfg, next)
+	}) + "/v1/traces"
+}
+
+// startOTLPHTTP runs the stock OTLP receiver (HTTP only) made by create
+// and returns its address.
+func startOTLPHTTP(t *testing.T, create func(receiver.Factory, receiver.Settings, component.Config) (component.Component, error)) string {
+	t.Helper()
 	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +52,7 @@ func startReceiver(t *testing.T, next consumer.Traces) string {
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
 	cfg.Protocols.GRPC = configoptional.None[configgrpcServerConfig]()
 	cfg.Protocols.HTTP.GetOrInsertDefault().ServerConfig.NetAddr.Endpoint = addr
-	r, err := f.CreateTraces(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, next)
+	r, err := create(f, receivertest.NewNopSettings(f.Type()), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,12 +60,18 @@ func startReceiver(t *testing.T, next consumer.Traces) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Shutdown(context.Background()) })
-	return "http://" + addr + "/v1/traces"
+	return addr
 }
 
 func postJSON(t *testing.T, url string, td ptrace.Traces) (int, string) {
 	t.Helper()
-	body, err := (&ptrace.JSONMarshaler{}).MarshalTraces(td)
+	return postMarshaled(t, url, func() ([]byte, error) { return (&ptrace.JSONMarshaler{}).MarshalTraces(td) })
+}
+
+// postMarshaled POSTs the JSON that marshal makes and returns the answer.
+func postMarshaled(t *testing.T, url string, marshal func() ([]byte, error)) (int, string) {
+	t.Helper()
+	body, err := marshal()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,12 +59,28 @@ var canonicalColumns = map[string]columnSetter{
 	fallomattr.Prompt:     stringColumn(func(r *storage.Span) **string { return &r.Prompt }),
 	fallomattr.Completion: stringColumn(func(r *storage.Span) **string { return &r.Completion }),
 	fallomattr.Source:     stringColumn(func(r *storage.Span) **string { return &r.Source }),
+
+	// The Fallom SDK experiment fields (the SDK contract): keys are index
+	// keys, versions and the variant index non-negative integers.
+	fallomattr.ConfigKey:          keyColumn(func(r *storage.Span) **string { return &r.ConfigKey }),
+	fallomattr.ConfigVersion:      ordinalColumn(func(r *storage.Span) **int64 { return &r.ConfigVersion }),
+	fallomattr.PromptKey:          keyColumn(func(r *storage.Span) **string { return &r.PromptKey }),
+	fallomattr.PromptVersion:      ordinalColumn(func(r *storage.Span) **int64 { return &r.PromptVersion }),
+	fallomattr.PromptABTestKey:    keyColumn(func(r *storage.Span) **string { return &r.PromptABTestKey }),
+	fallomattr.PromptVariantIndex: ordinalColumn(func(r *storage.Span) **int64 { return &r.PromptVariantIndex }),
+}
+
+// experimentColumns are the canonical keys of the experiment columns (not
+// in fallomattr.Columns, which lists the columns of the first schema).
+var experimentColumns = []string{
+	fallomattr.ConfigKey, fallomattr.ConfigVersion, fallomattr.PromptKey, fallomattr.PromptVersion,
+	fallomattr.PromptABTestKey, fallomattr.PromptVariantIndex,
 }
 
 func init() {
 	// The contract lists the columns; a key added there without a setter
 	// here would silently end up in the attributes JSON.
-	for _, k := range fallomattr.Columns {
+	for _, k := range append(fallomattr.Columns[:len(fallomattr.Columns):len(fallomattr.Columns)], experimentColumns...) {
 		if canonicalColumns[k] == nil {
 			panic("fallomexporter: no column setter for " + k)
 		}
@@ -112,6 +128,19 @@ func intColumn(field func(*storage.Span) **int64) columnSetter {
 			return true
 		}
 		return false
+	}
+}
+
+// ordinalColumn holds a version or an index: a non-negative integer (as
+// int, whole double or numeric string, like the counts); anything else
+// stays in the attributes JSON and the column is NULL.
+func ordinalColumn(field func(*storage.Span) **int64) columnSetter {
+	return func(r *storage.Span, v pcommon.Value) bool {
+		i, ok := attrvalue.Int(v)
+		if ok {
+			*field(r) = &i
+		}
+		return ok
 	}
 }
 

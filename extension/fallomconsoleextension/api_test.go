@@ -8,9 +8,11 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,7 +61,7 @@ type apiEnv struct {
 
 // startConsole starts fallomauth and the console on storage st (already
 // holding the fixture) and returns the console's base URL.
-func startConsole(t *testing.T, st backend.Config) string {
+func startConsole(t *testing.T, st backend.Config, extraKeys ...keys.Entry) string {
 	t.Helper()
 	ctx := context.Background()
 	authFactory := fallomauthextension.NewFactory()
@@ -69,6 +71,7 @@ func startConsole(t *testing.T, st backend.Config) string {
 		{Name: "p2-reader", Project: "p2", Key: configopaque.String(keyP2), Scopes: []string{"read"}},
 		{Name: "p1-ingest", Project: "p1", Key: configopaque.String(keyIngest)},
 	}
+	authCfg.Keys = append(authCfg.Keys, extraKeys...)
 	authCfg.Scope = "read"
 	authID := component.MustNewIDWithName("fallomauth", "read")
 	auth, err := authFactory.Create(ctx, extension.Settings{ID: authID, TelemetrySettings: componenttest.NewNopTelemetrySettings(),
@@ -164,6 +167,7 @@ func runAPITests(t *testing.T, env apiEnv) {
 	t.Run("ProjectIsolation", func(t *testing.T) { testAPIProjectIsolation(t, env) })
 	t.Run("CSV", func(t *testing.T) { testAPICSV(t, env) })
 	t.Run("BadRequests", func(t *testing.T) { testAPIBadRequests(t, env) })
+	t.Run("ListFilters", func(t *testing.T) { testAPIListFilters(t, env) })
 }
 
 type answer struct {
@@ -658,4 +662,210 @@ func testAPIBadRequests(t *testing.T, env apiEnv) {
 		require.NoError(t, json.Unmarshal(a.body, &e), path)
 		assert.NotEmpty(t, e["error"], path)
 	}
+}
+
+// testAPIListFilters: every filter and sort of the sessions and customers
+// lists (and a session's calls, and usage by session) reaches the query:
+// walking the pages over HTTP returns, in order, exactly what the fixture
+// says.
+func testAPIListFilters(t *testing.T, env apiEnv) {
+	from := storagetest.Base.Add(26 * time.Hour)
+	to := storagetest.Base.Add(75 * time.Hour)
+	type sess struct {
+		gens        int64
+		first, last int64
+	}
+	// groupsOf: the sessions (or customers) active in f's range with a
+	// generation matching f's other filters (DESIGN 5 and the README's rule).
+	groupsOf := func(idOf func(*storage.Span) *string, setID func(*storage.Filter, string) bool, f storage.Filter) map[string]sess {
+		all := map[string]sess{}
+		for i := range env.fixture {
+			g := &env.fixture[i]
+			if g.ProjectID != "p1" || !g.IsGeneration || idOf(g) == nil {
+				continue
+			}
+			s := all[*idOf(g)]
+			if s.gens == 0 || g.StartTimeUnixNano < s.first {
+				s.first = g.StartTimeUnixNano
+			}
+			s.last = max(s.last, g.EndTimeUnixNano)
+			s.gens++
+			all[*idOf(g)] = s
+		}
+		out := map[string]sess{}
+		for id, s := range all {
+			if f.From != nil && s.last < *f.From || f.To != nil && s.first >= *f.To {
+				continue
+			}
+			inner := f
+			inner.ProjectID, inner.From, inner.To = "p1", nil, nil
+			if setID(&inner, id) && summaryOf(env.fixture, inner).Generations > 0 {
+				out[id] = s
+			}
+		}
+		return out
+	}
+	sessionsOf := func(f storage.Filter) map[string]sess {
+		return groupsOf(func(g *storage.Span) *string { return g.SessionID }, func(f *storage.Filter, id string) bool {
+			ok := f.SessionID == "" || f.SessionID == id
+			f.SessionID = id
+			return ok
+		}, f)
+	}
+	customersOf := func(f storage.Filter) map[string]sess {
+		return groupsOf(func(g *storage.Span) *string { return g.CustomerID }, func(f *storage.Filter, id string) bool {
+			ok := f.CustomerID == "" || f.CustomerID == id
+			f.CustomerID = id
+			return ok
+		}, f)
+	}
+	cases := []struct {
+		query  string
+		filter storage.Filter
+	}{
+		{"sort=-generations", storage.Filter{}},
+		{"sort=last_seen_unix_nano", storage.Filter{}},
+		{"sort=total_cost_usd&from=" + from.Format(time.RFC3339), storage.Filter{From: ptr(from.UnixNano())}},
+		{"sort=-first_seen_unix_nano&to=" + to.Format(time.RFC3339), storage.Filter{To: ptr(to.UnixNano())}},
+		{"model=" + url.QueryEscape("openai/gpt-4o"), storage.Filter{Model: "openai/gpt-4o"}},
+		{"provider=Amazon+Bedrock&status_code=OK", storage.Filter{Provider: "Amazon Bedrock", StatusCode: "OK"}},
+		{"customer_id=c-3&sort=-errors", storage.Filter{CustomerID: "c-3"}},
+		{"q=needle", storage.Filter{Q: "needle"}},
+	}
+	for _, c := range cases {
+		want := sessionsOf(c.filter)
+		var got []sessionJSON
+		path := "/api/v1/sessions?limit=4&" + c.query
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 200, c.query)
+			var p struct {
+				Sessions   []sessionJSON `json:"sessions"`
+				NextCursor *string       `json:"next_cursor"`
+			}
+			getJSON(t, env, keyP1, path, &p)
+			got = append(got, p.Sessions...)
+			if p.NextCursor == nil {
+				break
+			}
+			path = "/api/v1/sessions?limit=4&" + c.query + "&cursor=" + url.QueryEscape(*p.NextCursor)
+		}
+		ids := map[string]sess{}
+		for _, s := range got {
+			_, dup := ids[s.SessionID]
+			require.False(t, dup, "%s: session %s on two pages", c.query, s.SessionID)
+			ids[s.SessionID] = sess{s.Generations, s.FirstSeenUnixNano, s.LastSeenUnixNano}
+		}
+		assert.Equal(t, want, ids, c.query)
+		// In the order asked for.
+		sortCol := "last_seen_unix_nano"
+		desc := true
+		if v, _ := url.ParseQuery(c.query); v.Get("sort") != "" {
+			sortCol, desc = strings.TrimPrefix(v.Get("sort"), "-"), strings.HasPrefix(v.Get("sort"), "-")
+		}
+		for i := 1; i < len(got); i++ {
+			a, b := sessionSort(&got[i-1], sortCol), sessionSort(&got[i], sortCol)
+			if desc {
+				assert.GreaterOrEqual(t, a, b, "%s: rows %d, %d", c.query, i-1, i)
+			} else {
+				assert.LessOrEqual(t, a, b, "%s: rows %d, %d", c.query, i-1, i)
+			}
+		}
+		// The customers list selects customers by the same rule.
+		var custs struct {
+			Customers []customerJSON `json:"customers"`
+		}
+		// (customers have no errors column to sort by)
+		getJSON(t, env, keyP1, "/api/v1/customers?limit=1000&"+strings.Replace(c.query, "&sort=-errors", "", 1), &custs)
+		gotCust := map[string]sess{}
+		for _, cu := range custs.Customers {
+			gotCust[cu.CustomerID] = sess{cu.Generations, cu.FirstSeenUnixNano, cu.LastSeenUnixNano}
+		}
+		assert.Equal(t, customersOf(c.filter), gotCust, "customers, "+c.query)
+	}
+
+	// A session's calls, page by page, in start order.
+	var top struct {
+		Sessions []sessionJSON `json:"sessions"`
+	}
+	getJSON(t, env, keyP1, "/api/v1/sessions?sort=-generations&limit=1", &top)
+	id := top.Sessions[0].SessionID
+	var calls []map[string]any
+	path := "/api/v1/sessions/" + url.PathEscape(id) + "?limit=2"
+	for pages := 0; ; pages++ {
+		require.Less(t, pages, 100)
+		var d struct {
+			Generations []map[string]any `json:"generations"`
+			NextCursor  *string          `json:"next_cursor"`
+		}
+		getJSON(t, env, keyP1, path, &d)
+		calls = append(calls, d.Generations...)
+		if d.NextCursor == nil {
+			break
+		}
+		path = "/api/v1/sessions/" + url.PathEscape(id) + "?limit=2&cursor=" + url.QueryEscape(*d.NextCursor)
+	}
+	require.EqualValues(t, top.Sessions[0].Generations, len(calls))
+	for i := 1; i < len(calls); i++ {
+		a, _ := strconv.ParseInt(calls[i-1]["start_time_unix_nano"].(string), 10, 64)
+		b, _ := strconv.ParseInt(calls[i]["start_time_unix_nano"].(string), 10, 64)
+		assert.LessOrEqual(t, a, b, "call by call in start order")
+	}
+
+	// Usage by session: each session's generation count.
+	var usage struct {
+		Usage []usageJSON `json:"usage"`
+	}
+	getJSON(t, env, keyP1, "/api/v1/usage?group_by=session", &usage)
+	all := sessionsOf(storage.Filter{})
+	named := 0
+	for _, u := range usage.Usage {
+		if u.Key == nil {
+			continue
+		}
+		named++
+		assert.Equal(t, all[*u.Key].gens, u.Generations, *u.Key)
+	}
+	assert.Equal(t, len(all), named)
+}
+
+func sessionSort(s *sessionJSON, col string) float64 {
+	return storagetest.SessionSortValue(&storage.SessionRow{SessionID: s.SessionID, Generations: s.Generations, Errors: s.Errors,
+		InputTokens: s.InputTokens, OutputTokens: s.OutputTokens, TotalCostUSD: s.TotalCostUSD,
+		FirstSeenUnixNano: s.FirstSeenUnixNano, LastSeenUnixNano: s.LastSeenUnixNano}, col)
+}
+
+// A login session ends when its key expires: the key is checked again on
+// every request, so the page that worked a moment ago sends the browser to
+// the login form, and the API refuses the key as expired.
+func TestLoginSessionEndsWhenKeyExpires(t *testing.T) {
+	st := sqliteStorage(t)
+	writeFixture(t, st)
+	const soon = "flm_p1KeyThatExpiresDuringTheTest_0004"
+	expires := time.Now().Add(4 * time.Second)
+	base := startConsole(t, st, keys.Entry{Name: "p1-expiring", Project: "p1", Key: configopaque.String(soon),
+		Scopes: []string{"read"}, ExpiresAt: expires})
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	browser := &http.Client{Jar: jar}
+	resp, err := browser.PostForm(base+"/login", url.Values{"key": {soon}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "/", resp.Request.URL.Path, "logged in and sent to the overview")
+	require.True(t, time.Now().Before(expires), "the login took so long that the key expired first: the test proves nothing")
+	var path string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		resp, err := browser.Get(base + "/sessions")
+		require.NoError(t, err)
+		resp.Body.Close()
+		if path = resp.Request.URL.Path; path == "/login" {
+			break
+		}
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	assert.Equal(t, "/login", path, "the session outlived its key")
+	assert.False(t, time.Now().Before(expires), "the session ended before the key expired")
+	a := get(t, apiEnv{base: base}, soon, "/api/v1/summary")
+	assert.Equal(t, http.StatusUnauthorized, a.status)
+	assert.Contains(t, string(a.body), "expired")
 }

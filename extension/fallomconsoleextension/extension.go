@@ -26,8 +26,11 @@ type console struct {
 	set    component.TelemetrySettings
 	logger *zap.Logger
 
-	auth     *authority
-	reader   storage.Reader
+	auth   *authority
+	reader storage.Reader
+	// weights are the configured variant weights of the experiments
+	// analysis (nil: unknown).
+	weights  weightSource
 	release  func() error
 	sessions *sessionStore
 	pages    *pageSet

@@ -3,11 +3,14 @@ package fallomconsoleextension
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fallom/fallom-collector/internal/storage"
@@ -166,7 +169,7 @@ type ingestHelp struct {
 }
 
 func (c *console) ingestHelp() ingestHelp {
-	ep := c.cfg.IngestEndpoint
+	ep := reachableEndpoint(c.cfg.IngestEndpoint)
 	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"my-app"}}]},` +
 		`"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",` +
 		`"name":"chat","kind":3,"startTimeUnixNano":"1794000000000000000","endTimeUnixNano":"1794000001500000000",` +
@@ -175,6 +178,24 @@ func (c *console) ingestHelp() ingestHelp {
 		`{"key":"session.id","value":{"stringValue":"first-session"}},{"key":"user.id","value":{"stringValue":"first-customer"}}]}]}]}]}`
 	curl := "curl -sS " + ep + " \\\n  -H 'Authorization: Bearer flm_<your ingest key>' \\\n  -H 'Content-Type: application/json' \\\n  -d '" + body + "'"
 	return ingestHelp{Endpoint: ep, Curl: curl}
+}
+
+// reachableEndpoint shows a listener bound to every interface (0.0.0.0,
+// [::]) as localhost: the address a user on this machine can send to.
+func reachableEndpoint(ep string) string {
+	u, err := url.Parse(ep)
+	if err != nil || u.Host == "" {
+		return ep
+	}
+	switch u.Hostname() {
+	case "0.0.0.0", "::":
+		u.Host = "localhost"
+		if port := u.Port(); port != "" {
+			u.Host = net.JoinHostPort("localhost", port)
+		}
+		return u.String()
+	}
+	return ep
 }
 
 // bucketWidth picks the chart bucket for a range.
@@ -194,6 +215,17 @@ func (c *console) hasData(ctx context.Context, project string) (bool, error) {
 	return len(rows) > 0, err
 }
 
+// hasDataUnlessRows tells a list page whether to show the rows (or "no
+// match") rather than how to send data: a page with rows, or one reached
+// by a cursor, has data; an empty first page asks whether the project has
+// any generation at all.
+func (c *console) hasDataUnlessRows(ctx context.Context, project string, rows int, after *storage.Cursor) (bool, error) {
+	if rows > 0 || after != nil {
+		return true, nil
+	}
+	return c.hasData(ctx, project)
+}
+
 func (c *console) pageOverview(r *http.Request, p principal) (string, any, error) {
 	pq, err := c.parsePage(r, p, nil, "7d")
 	if err != nil {
@@ -208,10 +240,6 @@ func (c *console) pageOverview(r *http.Request, p principal) (string, any, error
 		return "overview", body, nil
 	}
 	f := pq.filter
-	if body.Summary, err = c.reader.Summary(ctx, f); err != nil {
-		return "", nil, err
-	}
-	body.ErrorRate = fmtPct(body.Summary.Errors, body.Summary.Generations)
 
 	// The chart range: the filter's, else from the first generation.
 	to := time.Now().UnixNano()
@@ -233,24 +261,33 @@ func (c *console) pageOverview(r *http.Request, p principal) (string, any, error
 	}
 	width, layout := bucketWidth(from, to)
 	origin := from - ((from%width)+width)%width
-	points, err := c.reader.Series(ctx, f, origin, width)
-	if err != nil {
-		return "", nil, err
-	}
-	body.Charts, body.P50, body.P95 = overviewCharts(points, origin, to, width, layout)
 
+	// The summary, the series and the four splits are independent reads:
+	// they run side by side on the reader's pool, so the page waits for
+	// the slowest of them rather than for their sum.
+	var points []storage.SeriesPoint
 	groups := []struct {
 		by   storage.UsageGroup
 		dst  *[]usageView
 		link string
-	}{{storage.ByModel, &body.Models, "model"}, {storage.ByProvider, &body.Providers, "provider"},
-		{storage.ByCustomer, &body.TopCustomers, "customer_id"}, {storage.BySession, &body.TopSessions, "session_id"}}
+		rows []storage.UsageRow
+	}{{by: storage.ByModel, dst: &body.Models, link: "model"}, {by: storage.ByProvider, dst: &body.Providers, link: "provider"},
+		{by: storage.ByCustomer, dst: &body.TopCustomers, link: "customer_id"}, {by: storage.BySession, dst: &body.TopSessions, link: "session_id"}}
+	reads := []func() error{
+		func() (err error) { body.Summary, err = c.reader.Summary(ctx, f); return err },
+		func() (err error) { points, err = c.reader.Series(ctx, f, origin, width); return err },
+	}
+	for i := range groups {
+		g := &groups[i]
+		reads = append(reads, func() (err error) { g.rows, err = c.reader.Usage(ctx, f, g.by, 10); return err })
+	}
+	if err := parallel(reads...); err != nil {
+		return "", nil, err
+	}
+	body.ErrorRate = fmtPct(body.Summary.Errors, body.Summary.Generations)
+	body.Charts, body.P50, body.P95 = overviewCharts(points, origin, to, width, layout)
 	for _, g := range groups {
-		rows, err := c.reader.Usage(ctx, f, g.by, 10)
-		if err != nil {
-			return "", nil, err
-		}
-		for _, u := range rows {
+		for _, u := range g.rows {
 			if u.Key == nil && g.by == storage.BySession {
 				continue // calls outside any session are not a top session
 			}
@@ -265,6 +302,21 @@ func (c *console) pageOverview(r *http.Request, p principal) (string, any, error
 		}
 	}
 	return "overview", body, nil
+}
+
+// parallel runs fns concurrently and returns the first error.
+func parallel(fns ...func() error) error {
+	errs := make([]error, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // overviewCharts turns the series into the overview's charts, filling
@@ -330,13 +382,11 @@ func (c *console) pageGenerations(r *http.Request, p principal) (string, any, er
 	if err != nil {
 		return "", nil, err
 	}
-	body := generationsBody{Q: pq, Rows: rows, Nav: pq.nav("/api/v1/generations", next), Ingest: c.ingestHelp(), HasData: len(rows) > 0}
+	body := generationsBody{Q: pq, Rows: rows, Nav: pq.nav("/api/v1/generations", next), Ingest: c.ingestHelp()}
 	body.Sorts = pq.sortLinks(&storage.GenerationsList, [2]string{"start_time_unix_nano", "Start"}, [2]string{"duration_ms", "Duration"},
 		[2]string{"total_tokens", "Tokens"}, [2]string{"total_cost_usd", "Cost"})
-	if !body.HasData && pq.page.After == nil {
-		if body.HasData, err = c.hasData(r.Context(), p.projectID); err != nil {
-			return "", nil, err
-		}
+	if body.HasData, err = c.hasDataUnlessRows(r.Context(), p.projectID, len(rows), pq.page.After); err != nil {
+		return "", nil, err
 	}
 	return "generations", body, nil
 }
@@ -365,10 +415,12 @@ func (c *console) pageGeneration(r *http.Request, p principal) (string, any, err
 // ---- sessions
 
 type sessionsBody struct {
-	Q     *pageQuery
-	Rows  []storage.SessionRow
-	Nav   listNav
-	Sorts map[string]sortLink
+	Q       *pageQuery
+	Rows    []storage.SessionRow
+	Nav     listNav
+	Sorts   map[string]sortLink
+	HasData bool
+	Ingest  ingestHelp
 }
 
 func (sessionsBody) title() (string, string) { return "Sessions", "sessions" }
@@ -382,9 +434,12 @@ func (c *console) pageSessions(r *http.Request, p principal) (string, any, error
 	if err != nil {
 		return "", nil, err
 	}
-	body := sessionsBody{Q: pq, Rows: rows, Nav: pq.nav("/api/v1/sessions", next)}
+	body := sessionsBody{Q: pq, Rows: rows, Nav: pq.nav("/api/v1/sessions", next), Ingest: c.ingestHelp(), HasData: len(rows) > 0}
 	body.Sorts = pq.sortLinks(&storage.SessionsList, [2]string{"last_seen_unix_nano", "Last seen"}, [2]string{"generations", "Generations"},
 		[2]string{"total_cost_usd", "Cost"}, [2]string{"errors", "Errors"})
+	if body.HasData, err = c.hasDataUnlessRows(r.Context(), p.projectID, len(rows), pq.page.After); err != nil {
+		return "", nil, err
+	}
 	return "sessions", body, nil
 }
 
@@ -401,6 +456,7 @@ func (sessionBody) title() (string, string) { return "Session", "sessions" }
 // timelineStep is one call of a session with the running totals.
 type timelineStep struct {
 	storage.Span
+	N         int // 1-based position on this page
 	CumCost   float64
 	CumTokens int64
 	Offset    string // since the session's first call
@@ -432,7 +488,7 @@ func (c *console) pageSession(r *http.Request, p principal) (string, any, error)
 		if g.TotalTokens != nil {
 			cumTokens += *g.TotalTokens
 		}
-		body.Steps = append(body.Steps, timelineStep{Span: g, CumCost: cumCost, CumTokens: cumTokens,
+		body.Steps = append(body.Steps, timelineStep{Span: g, N: i + 1, CumCost: cumCost, CumTokens: cumTokens,
 			Offset: "+" + fmtMs(float64(g.StartTimeUnixNano-s.FirstSeenUnixNano)/1e6)})
 		labels[i] = "#" + fmtInt(int64(i+1))
 		costs[i] = cumCost
@@ -447,10 +503,12 @@ func (c *console) pageSession(r *http.Request, p principal) (string, any, error)
 // ---- customers
 
 type customersBody struct {
-	Q     *pageQuery
-	Rows  []storage.CustomerRow
-	Nav   listNav
-	Sorts map[string]sortLink
+	Q       *pageQuery
+	Rows    []storage.CustomerRow
+	Nav     listNav
+	Sorts   map[string]sortLink
+	HasData bool
+	Ingest  ingestHelp
 }
 
 func (customersBody) title() (string, string) { return "Customers", "customers" }
@@ -464,9 +522,12 @@ func (c *console) pageCustomers(r *http.Request, p principal) (string, any, erro
 	if err != nil {
 		return "", nil, err
 	}
-	body := customersBody{Q: pq, Rows: rows, Nav: pq.nav("/api/v1/customers", next)}
+	body := customersBody{Q: pq, Rows: rows, Nav: pq.nav("/api/v1/customers", next), Ingest: c.ingestHelp()}
 	body.Sorts = pq.sortLinks(&storage.CustomersList, [2]string{"last_seen_unix_nano", "Last seen"}, [2]string{"sessions", "Sessions"},
 		[2]string{"generations", "Generations"}, [2]string{"total_cost_usd", "Cost"})
+	if body.HasData, err = c.hasDataUnlessRows(r.Context(), p.projectID, len(rows), pq.page.After); err != nil {
+		return "", nil, err
+	}
 	return "customers", body, nil
 }
 
@@ -712,4 +773,3 @@ func prettyJSON(s string) string {
 	}
 	return strings.TrimSpace(b.String())
 }
-

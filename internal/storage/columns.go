@@ -39,7 +39,15 @@ var Columns = []Column{
 	{"input_cost_usd", Real}, {"output_cost_usd", Real}, {"total_cost_usd", Real}, {"cost_source", Text},
 	{"finish_reason", Text}, {"time_to_first_token_ms", Real}, {"streamed", Bool},
 	{"prompt", Text}, {"completion", Text}, {"source", Text},
+	{"config_key", Text}, {"config_version", Int}, {"prompt_key", Text}, {"prompt_version", Int},
+	{"prompt_ab_test_key", Text}, {"prompt_variant_index", Int},
 	{"attributes", JSON}, {"resource_attributes", JSON},
+}
+
+// ExperimentColumns are the spans columns that migration 4 added (the
+// Fallom SDK experiment fields).
+var ExperimentColumns = []string{
+	"config_key", "config_version", "prompt_key", "prompt_version", "prompt_ab_test_key", "prompt_variant_index",
 }
 
 // NumKeyColumns is the number of leading primary-key columns in Columns.
@@ -67,6 +75,8 @@ func (s *Span) Values() []any {
 		s.InputCostUSD, s.OutputCostUSD, s.TotalCostUSD, s.CostSource,
 		s.FinishReason, s.TimeToFirstTokenMs, s.Streamed,
 		s.Prompt, s.Completion, s.Source,
+		s.ConfigKey, s.ConfigVersion, s.PromptKey, s.PromptVersion,
+		s.PromptABTestKey, s.PromptVariantIndex,
 		s.Attributes, s.ResourceAttributes,
 	}
 }

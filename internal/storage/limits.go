@@ -53,7 +53,8 @@ func RowProblem(row *Span) string {
 	for _, t := range []struct {
 		name string
 		v    *string
-	}{{"session_id", row.SessionID}, {"customer_id", row.CustomerID}, {"model", row.Model}} {
+	}{{"session_id", row.SessionID}, {"customer_id", row.CustomerID}, {"model", row.Model},
+		{"config_key", row.ConfigKey}, {"prompt_key", row.PromptKey}, {"prompt_ab_test_key", row.PromptABTestKey}} {
 		if t.v != nil && len(*t.v) > MaxIndexedTextBytes {
 			return fmt.Sprintf("%s is %d bytes, longer than the %d an index entry holds", t.name, len(*t.v), MaxIndexedTextBytes)
 		}
@@ -112,30 +113,41 @@ func rejectionError(rejected []rejection, cause error) error {
 	if len(rejected) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	if len(rejected) == 1 {
-		b.WriteString("1 span cannot be stored: ")
-	} else {
-		fmt.Fprintf(&b, "%d spans cannot be stored: ", len(rejected))
+	text := rejectionText("span", "spans", len(rejected), func(i int) string {
+		r := rejected[i]
+		return fmt.Sprintf("span trace_id=%s span_id=%s of project %q: %s",
+			clip(r.key.TraceID, 64), clip(r.key.SpanID, 64), clip(r.key.ProjectID, 64), clip(r.reason, maxRejectionMessage))
+	})
+	err := errors.New(text)
+	if cause != nil {
+		// Keep the first database error reachable (errors.As) for callers
+		// and tests, without its text repeated.
+		err = &causedError{msg: text, cause: cause}
 	}
-	for i, r := range rejected {
+	return NewPermanent(err)
+}
+
+// rejectionText says that n things (one, many: their noun) cannot be
+// stored, naming at most maxNamedRejections of them (item(i) describes the
+// i-th) and counting the rest.
+func rejectionText(one, many string, n int, item func(i int) string) string {
+	var b strings.Builder
+	if n == 1 {
+		fmt.Fprintf(&b, "1 %s cannot be stored: ", one)
+	} else {
+		fmt.Fprintf(&b, "%d %s cannot be stored: ", n, many)
+	}
+	for i := range n {
 		if i == maxNamedRejections {
-			fmt.Fprintf(&b, "; and %d more", len(rejected)-i)
+			fmt.Fprintf(&b, "; and %d more", n-i)
 			break
 		}
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "span trace_id=%s span_id=%s of project %q: %s",
-			clip(r.key.TraceID, 64), clip(r.key.SpanID, 64), clip(r.key.ProjectID, 64), clip(r.reason, maxRejectionMessage))
+		b.WriteString(item(i))
 	}
-	err := errors.New(b.String())
-	if cause != nil {
-		// Keep the first database error reachable (errors.As) for callers
-		// and tests, without its text repeated.
-		err = &causedError{msg: err.Error(), cause: cause}
-	}
-	return NewPermanent(err)
+	return b.String()
 }
 
 type causedError struct {

@@ -20,6 +20,11 @@ type ReadDialect struct {
 	True string
 	// ILike is the case-insensitive LIKE operator.
 	ILike string
+	// UseIndex returns the FROM term of the spans table read through the
+	// named index: SQLite's planner, without statistics, prefers the
+	// narrow (project_id, start) index and fetches every row from the
+	// table; PostgreSQL's planner chooses by cost (nil: plain "spans").
+	UseIndex func(index string) string
 }
 
 // Rows is the part of a result set the reads use (database/sql and pgx
@@ -97,6 +102,19 @@ func (r *SQLReader) qTerm(q *query, s string) string {
 
 func and(terms []string) string { return strings.Join(terms, " AND ") }
 
+// genIndex is the covering index of the generations (migration 5).
+const genIndex = "spans_gen_start"
+
+// genFrom is the FROM term of a read of the generations f selects: through
+// the covering start-time index, unless f names a session or a customer
+// (the planner then takes that column's index, which holds a few rows).
+func (r *SQLReader) genFrom(f *Filter) string {
+	if f.SessionID != "" || f.CustomerID != "" || r.d.UseIndex == nil {
+		return "spans"
+	}
+	return r.d.UseIndex(genIndex)
+}
+
 // sumInt is a token sum as a 64-bit integer in both backends (0 when none).
 func sumInt(col string) string { return "CAST(coalesce(sum(" + col + "), 0) AS BIGINT)" }
 
@@ -106,7 +124,7 @@ const errorCount = "sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END)"
 func (r *SQLReader) Summary(ctx context.Context, f Filter) (Summary, error) {
 	q := &query{d: &r.d}
 	sql := "SELECT count(*), count(DISTINCT session_id), count(DISTINCT customer_id), coalesce(" + errorCount + ", 0), " +
-		sumInt("input_tokens") + ", " + sumInt("output_tokens") + ", sum(total_cost_usd) FROM spans WHERE " +
+		sumInt("input_tokens") + ", " + sumInt("output_tokens") + ", sum(total_cost_usd) FROM " + r.genFrom(&f) + " WHERE " +
 		and(r.genWhere(q, &f, true))
 	var s Summary
 	err := r.one(ctx, sql, q.args, &s.Generations, &s.Sessions, &s.Customers, &s.Errors, &s.InputTokens, &s.OutputTokens, &s.TotalCostUSD)
@@ -162,7 +180,7 @@ func (r *SQLReader) Usage(ctx context.Context, f Filter, by UsageGroup, limit in
 	}
 	q := &query{d: &r.d}
 	sql := "SELECT " + key + ", count(*), coalesce(" + errorCount + ", 0), " + sumInt("input_tokens") + ", " + sumInt("output_tokens") +
-		", sum(total_cost_usd) FROM spans WHERE " + and(r.genWhere(q, &f, true)) +
+		", sum(total_cost_usd) FROM " + r.genFrom(&f) + " WHERE " + and(r.genWhere(q, &f, true)) +
 		" GROUP BY 1 ORDER BY " + order + " LIMIT " + strconv.Itoa(limit)
 	rows, err := r.q.Query(ctx, sql, q.args...)
 	if err != nil {
@@ -211,7 +229,7 @@ func (r *SQLReader) Series(ctx context.Context, f Filter, origin, width int64) (
 	q := &query{d: &r.d}
 	bucket := "(start_time_unix_nano - " + q.arg(origin) + ") / " + q.arg(width)
 	sql := "SELECT " + bucket + ", " + latencyBucketExpr + ", count(*), coalesce(" + errorCount + ", 0), " +
-		sumInt("input_tokens") + ", " + sumInt("output_tokens") + ", coalesce(sum(total_cost_usd), 0) FROM spans WHERE " +
+		sumInt("input_tokens") + ", " + sumInt("output_tokens") + ", coalesce(sum(total_cost_usd), 0) FROM " + r.genFrom(&f) + " WHERE " +
 		and(r.genWhere(q, &f, true)) + " GROUP BY 1, 2 ORDER BY 1, 2"
 	rows, err := r.q.Query(ctx, sql, q.args...)
 	if err != nil {
@@ -255,6 +273,8 @@ func (s *Span) scanTargets() []any {
 		&s.InputCostUSD, &s.OutputCostUSD, &s.TotalCostUSD, &s.CostSource,
 		&s.FinishReason, &s.TimeToFirstTokenMs, &s.Streamed,
 		&s.Prompt, &s.Completion, &s.Source,
+		&s.ConfigKey, &s.ConfigVersion, &s.PromptKey, &s.PromptVersion,
+		&s.PromptABTestKey, &s.PromptVariantIndex,
 		&s.Attributes, &s.ResourceAttributes,
 	}
 }
@@ -359,7 +379,11 @@ func (r *SQLReader) Generations(ctx context.Context, f Filter, p Page) ([]Span, 
 	if after != "" {
 		where = append(where, after)
 	}
-	sql := "SELECT " + spanColumns + " FROM spans WHERE " + and(where) + " ORDER BY " + orderBy + " LIMIT " + strconv.Itoa(limit+1)
+	// The page is chosen by its keys alone (in the covering index, without
+	// the rows' prompts), then only its rows are read.
+	pageKeys := "SELECT project_id, trace_id, span_id FROM " + r.genFrom(&f) + " WHERE " + and(where) + " ORDER BY " + orderBy +
+		" LIMIT " + strconv.Itoa(limit+1)
+	sql := "SELECT " + spanColumns + " FROM spans WHERE (project_id, trace_id, span_id) IN (" + pageKeys + ") ORDER BY " + orderBy
 	rows, err := r.spans(ctx, sql, q.args, limit+1)
 	if err != nil {
 		return nil, nil, err
@@ -390,7 +414,7 @@ func (r *SQLReader) searchGenerations(ctx context.Context, f Filter, p Page, col
 	if after != "" {
 		where = append(where, after)
 	}
-	sql := "SELECT trace_id, span_id, " + col.Expr + ", CASE WHEN " + r.qTerm(q, f.Q) + " THEN 1 ELSE 0 END FROM spans WHERE " +
+	sql := "SELECT trace_id, span_id, " + col.Expr + ", CASE WHEN " + r.qTerm(q, f.Q) + " THEN 1 ELSE 0 END FROM " + r.genFrom(&f) + " WHERE " +
 		and(where) + " ORDER BY " + orderBy + " LIMIT " + strconv.Itoa(QScanWindow)
 	rows, err := r.q.Query(ctx, sql, q.args...)
 	if err != nil {
@@ -568,7 +592,7 @@ func (r *SQLReader) groupSelect(q *query, f *Filter, idCol string) (selectIn str
 		inner.CustomerID = ""
 	}
 	if !inner.onlyTime() {
-		selectIn = idCol + " IN (SELECT " + idCol + " FROM spans WHERE " + and(r.genWhere(q, &inner, true)) + ")"
+		selectIn = idCol + " IN (SELECT " + idCol + " FROM " + r.genFrom(&inner) + " WHERE " + and(r.genWhere(q, &inner, true)) + ")"
 	}
 	if f.From != nil {
 		where = append(where, "last_seen_unix_nano >= "+q.arg(*f.From))

@@ -59,6 +59,14 @@ type Span struct {
 	Completion *string
 	Source     *string
 
+	// Fallom SDK experiment fields (DESIGN 2.5, 6), NULL when absent.
+	ConfigKey          *string
+	ConfigVersion      *int64
+	PromptKey          *string
+	PromptVersion      *int64
+	PromptABTestKey    *string
+	PromptVariantIndex *int64
+
 	Attributes         string // JSON object text
 	ResourceAttributes string // JSON object text
 }

@@ -1,6 +1,7 @@
 package openroutermappingprocessor
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
@@ -9,10 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/processor/processortest"
 
 	"github.com/fallom/fallom-collector/internal/fallomattr"
+	"github.com/fallom/fallom-collector/processor/openroutermappingprocessor/internal/metadata"
 )
 
 // The fixtures below are TraceData bodies as the Fallom SDKs send them
@@ -22,28 +26,30 @@ import (
 
 // receiverForm is how a receiver keeps TraceData's top-level fields on the
 // span. The contract between the receiver and this processor keeps the
-// SDK's attributes as sent; the top-level fields may arrive under their own
-// names or under fallom.*, and the status as attributes or on the span.
-// The processor must map both the same.
+// SDK's attributes as sent and says no more: the fallomsdk receiver keeps
+// every other field as fallom.<field> and the status on the span, in scope
+// "fallom-sdk" (receiver/fallomsdkreceiver tracedata.go); a receiver could
+// as well keep the fields under their own names with the status as
+// attributes. The processor maps both the same.
 type receiverForm int
 
 const (
-	ownNames      receiverForm = iota // session_id, kind, status, ... as attributes
-	prefixedNames                     // fallom.session_id, fallom.kind, ...; status on the span
+	prefixedNames receiverForm = iota // the fallomsdk receiver's: fallom.session_id, fallom.kind, ...; status on the span
+	ownNames                          // session_id, kind, status, ... as attributes
 )
 
-func (f receiverForm) String() string { return [...]string{"own names", "fallom.* names"}[f] }
+func (f receiverForm) String() string { return [...]string{"fallomsdk receiver form", "own names"}[f] }
 
 // traceDataFields are TraceData's top-level fields that are neither ids,
 // name nor times.
 var traceDataFields = []string{
-	"config_key", "session_id", "customer_id", "model", "kind", "status", "error_message",
+	"config_key", "session_id", "customer_id", "model", "kind", "status", "error_message", "duration_ms",
 	"time_to_first_token_ms", "is_streaming", "metadata", "tags",
 	"prompt_key", "prompt_version", "prompt_ab_test_key", "prompt_variant_index",
 }
 
 // traceDataSpan builds the span a receiver makes of one TraceData body.
-func traceDataSpan(t *testing.T, body string, form receiverForm) ptrace.Traces {
+func traceDataSpan(t testing.TB, body string, form receiverForm) ptrace.Traces {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(body))
 	dec.UseNumber()
@@ -58,7 +64,19 @@ func traceDataSpan(t *testing.T, body string, form receiverForm) ptrace.Traces {
 	out := ptrace.NewTraces()
 	rs := out.ResourceSpans().AppendEmpty()
 	rs.Resource().Attributes().PutStr("service.name", "fallom-sdk")
-	span := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	ss := rs.ScopeSpans().AppendEmpty()
+	span := ss.Spans().AppendEmpty()
+	if form == prefixedNames {
+		ss.Scope().SetName("fallom-sdk")
+		if ck, ok := td["config_key"].(string); ok {
+			rs.Resource().Attributes().PutStr("service.name", ck)
+		}
+		if td["kind"] == "llm" {
+			span.SetKind(ptrace.SpanKindClient)
+		} else {
+			span.SetKind(ptrace.SpanKindInternal)
+		}
+	}
 	for _, k := range traceDataFields {
 		v, ok := td[k]
 		if !ok {
@@ -523,6 +541,19 @@ var sdkCases = []sdkCase{
 		},
 	},
 	{
+		name: "TS traceModel.doGenerate on an ai@6 model (LanguageModelV3 usage: counts are objects)",
+		body: traceData(map[string]any{"name": "doGenerate", "model": "claude-sonnet-4-5"}, map[string]any{
+			"fallom.method": "traceModel.doGenerate",
+			"fallom.raw.usage": map[string]any{
+				"inputTokens":  map[string]any{"total": 6000, "noCache": 4000, "cacheRead": 1500, "cacheWrite": 500},
+				"outputTokens": map[string]any{"total": 130, "text": 100, "reasoning": 30}},
+		}),
+		check: func(t *testing.T, got map[string]any, sp ptrace.Span) {
+			assert.Equal(t, tok(int64(6000), int64(130), int64(6130), int64(1500), int64(500), int64(30)), tokensOf(got))
+			assert.NotContains(t, got, fallomattr.FlagTokensAdjusted)
+		},
+	},
+	{
 		name: "content capture off: tokens, timing, experiment fields",
 		body: traceData(map[string]any{"model": "gpt-4o", "prompt_key": "onboarding", "prompt_version": 3, "customer_id": "c9"}, map[string]any{
 			"fallom.method":       "chat.completions.create",
@@ -606,7 +637,7 @@ func TestFallomSDKTraceData(t *testing.T) {
 	for _, c := range sdkCases {
 		t.Run(c.name, func(t *testing.T) {
 			var stored [2]map[string]any
-			for _, form := range []receiverForm{ownNames, prefixedNames} {
+			for _, form := range []receiverForm{prefixedNames, ownNames} {
 				t.Run(form.String(), func(t *testing.T) {
 					sp := mapTraceData(t, p, c.body, form)
 					got := canonical(sp)
@@ -626,13 +657,14 @@ func TestFallomSDKTraceData(t *testing.T) {
 func TestFallomSDKRemapIsStable(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	for _, c := range sdkCases {
-		td := traceDataSpan(t, c.body, ownNames)
-		once, err := p.processTraces(authed, td)
-		require.NoError(t, err)
-		first := canonical(spanAt(once, 0))
-		twice, err := p.processTraces(authed, once)
-		require.NoError(t, err)
-		assert.Equal(t, first, canonical(spanAt(twice, 0)), c.name)
+		for _, form := range []receiverForm{prefixedNames, ownNames} {
+			once, err := p.processTraces(authed, traceDataSpan(t, c.body, form))
+			require.NoError(t, err)
+			first := canonical(spanAt(once, 0))
+			twice, err := p.processTraces(authed, once)
+			require.NoError(t, err)
+			assert.Equal(t, first, canonical(spanAt(twice, 0)), "%s, %s", c.name, form)
+		}
 	}
 }
 
@@ -643,7 +675,7 @@ func TestFallomSDKDropContent(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.DropContent = true
 	p := newTestProcessor(t, cfg)
-	sp := mapTraceData(t, p, sdkCases[0].body, ownNames)
+	sp := mapTraceData(t, p, sdkCases[0].body, prefixedNames)
 	got := sp.Attributes().AsRaw()
 	for _, k := range []string{"fallom.raw.request", "fallom.raw.response", fallomattr.Prompt, fallomattr.Completion} {
 		assert.NotContains(t, got, k)
@@ -685,6 +717,29 @@ func TestFallomSDKOTLPAndLegacyKeys(t *testing.T) {
 	assert.Equal(t, int64(1), got[fallomattr.PromptVariantIndex])
 	assert.Equal(t, "onboarding-test", got[fallomattr.PromptABTestKey])
 	assert.Equal(t, "computed", got[fallomattr.CostSource])
+
+	// Mastra runs the AI SDK: its spans carry ai.* keys, and the headers'
+	// ids make them the fallom dialect; the AI SDK's token rules still
+	// apply (ai@5 with Anthropic leaves the cache out; ai@6.0.119+ does not).
+	mastraV5 := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3",
+		"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "claude-sonnet-4-5", "ai.model.provider": "anthropic.messages",
+		"ai.usage.inputTokens": int64(5000), "ai.usage.cachedInputTokens": int64(1000), "ai.usage.outputTokens": int64(100),
+	})
+	assert.Equal(t, "fallom", mastraV5[fallomattr.Source])
+	assert.Equal(t, true, mastraV5[fallomattr.IsGeneration])
+	assert.Equal(t, int64(6000), mastraV5[fallomattr.InputTokens])
+	mastraV6 := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3",
+		"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "claude-sonnet-4-5", "ai.model.provider": "anthropic.messages",
+		"ai.usage.inputTokens": int64(6000), "ai.usage.inputTokenDetails.cacheReadTokens": int64(1000), "ai.usage.outputTokens": int64(100),
+	})
+	assert.Equal(t, int64(6000), mastraV6[fallomattr.InputTokens], "the ai@6.0.119+ marker: inclusive")
+	outer := mapOne(t, p, map[string]any{
+		"fallom.config_key": "mastra-app", "fallom.session_id": "s3", "ai.operationId": "ai.generateText", "ai.model.id": "gpt-4o",
+		"ai.usage.promptTokens": int64(10), "ai.usage.completionTokens": int64(2),
+	})
+	assert.Equal(t, false, outer[fallomattr.IsGeneration], "the AI SDK's outer span aggregates its calls")
 
 	legacy := mapOne(t, p, map[string]any{
 		"fallom.config_key": "app", "fallom.session_id": "s2",
@@ -731,4 +786,20 @@ func TestJSONLookup(t *testing.T) {
 	}
 	_, ok := jsonLookup(`{"a":1`, "a")
 	assert.False(t, ok, "not JSON")
+}
+
+// BenchmarkProcessFallomSDK: one TraceData span of the TS OpenAI wrapper
+// (content, usage with details, prompt context), as the fallomsdk receiver
+// makes it, through the factory and processorhelper.
+func BenchmarkProcessFallomSDK(b *testing.B) {
+	td := traceDataSpan(b, sdkCases[0].body, prefixedNames)
+	proc, err := NewFactory().CreateTraces(context.Background(), processortest.NewNopSettings(metadata.Type), createDefaultConfig(), consumertest.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchOnClones(b, td, func(t ptrace.Traces) {
+		if err := proc.ConsumeTraces(authed, t); err != nil {
+			b.Fatal(err)
+		}
+	})
 }

@@ -423,6 +423,15 @@ var embeddedSpecs = []embeddedSpec{
 	{fRawUsage, "outputTokenDetails.reasoningTokens", fReasoningTokens, rInt},
 	{fRawUsage, "cachedInputTokens", fCachedTokens, rInt}, // v5 (kept, deprecated, in v6)
 	{fRawUsage, "reasoningTokens", fReasoningTokens, rInt},
+	// traceModel.doGenerate on an ai@6 model: the provider's own
+	// LanguageModelV3 usage, whose counts are objects.
+	{fRawUsage, "inputTokens.total", fInputTokens, rInt},
+	{fRawUsage, "inputTokens.noCache", fInputNoCache, rInt},
+	{fRawUsage, "inputTokens.cacheRead", fCachedTokens, rInt},
+	{fRawUsage, "inputTokens.cacheWrite", fCacheWriteTokens, rInt},
+	{fRawUsage, "outputTokens.total", fOutputTokens, rInt},
+	{fRawUsage, "outputTokens.text", fOutputText, rInt},
+	{fRawUsage, "outputTokens.reasoning", fReasoningTokens, rInt},
 	// Fallom SDK: what the wrappers echo of the call (FALLOM_SDK.md 2.3).
 	{fRawRequest, "model", fRequestedModel, rString},
 	{fRawResponse, "finishReason", fFinishReason, rString},
@@ -464,15 +473,17 @@ type tokenRule struct {
 }
 
 // viaAISDK: the dialects whose counts are the Vercel AI SDK's: its own
-// telemetry, and the Fallom SDK's AI-SDK wrappers (fallom.raw.usage is the
-// AI SDK's usage; fallom.provider is the model's provider, as ai.model.provider).
-// The ai@6.0.119+ row needs no Fallom twin: there the details travel inside
-// fallom.raw.usage, whose noCacheTokens / textTokens are witnesses.
+// telemetry, and the Fallom SDK: its AI-SDK wrappers (fallom.raw.usage is
+// the AI SDK's usage; fallom.provider is the model's provider, as
+// ai.model.provider) and the Mastra exporter's spans (Mastra runs the AI SDK:
+// ai.* keys, with fallom.* ids from the X-Fallom-* headers, so the fallom
+// dialect). In TraceData the ai@6.0.119+ details travel inside
+// fallom.raw.usage, where noCacheTokens / textTokens are witnesses.
 var viaAISDK = []dialect{dVercelAI, dFallom}
 
 var tokenRules = []tokenRule{
 	{
-		dialects: []dialect{dVercelAI}, version: "ai@6.0.119+ and ai@7",
+		dialects: viaAISDK, version: "ai@6.0.119+ and ai@7",
 		markers: []string{
 			"ai.usage.inputTokenDetails.noCacheTokens", "ai.usage.inputTokenDetails.cacheReadTokens",
 			"ai.usage.inputTokenDetails.cacheWriteTokens", "ai.usage.outputTokenDetails.textTokens",
@@ -554,7 +565,7 @@ type contentSpec struct {
 // prompt/completion and is then removed from the attributes (stored once,
 // unless keep_original_content); drop_content removes every key listed here,
 // on spans and on span events. A key that is content is listed here, and
-// only here (TestContentKeysOfEveryDialectFixture walks the fixtures).
+// only here (TestDropContentRemovesEveryContentKey walks the fixtures).
 var contentSpecs = []contentSpec{
 	{key: "fallom.prompt", role: toPrompt, kind: ckNormalized},
 	{key: "fallom.raw.request", role: toPrompt, kind: ckFallomRequest}, // Fallom SDK
@@ -645,6 +656,10 @@ var dialectNames = [...]string{
 	dNone: "", dOtelGenAI: "otel_genai", dTraceloop: "traceloop", dOpenInference: "openinference",
 	dVercelAI: "vercel_ai", dLangfuse: "langfuse", dFallom: "fallom", dOpenRouter: "openrouter",
 }
+
+// scopeDialects: instrumentation scopes that name their dialect (the
+// fallomsdk receiver's TraceData spans are in scope "fallom-sdk").
+var scopeDialects = map[string]dialect{"openrouter": dOpenRouter, "fallom-sdk": dFallom}
 
 // dialectRules: exact keys and key prefixes (ending in ".") that identify a
 // dialect. LiteLLM and Logfire/pydantic-ai emit semconv keys: otel_genai.

@@ -73,10 +73,7 @@ func (p *mappingProcessor) processTraces(ctx context.Context, td ptrace.Traces) 
 			ss := sss.At(j)
 			spans := ss.Spans()
 			counts.connectionTests += int64(removeConnectionTests(spans))
-			scopeDialect := dNone
-			if ss.Scope().Name() == "openrouter" {
-				scopeDialect = dOpenRouter
-			}
+			scopeDialect := scopeDialects[ss.Scope().Name()]
 			for k := 0; k < spans.Len(); k++ {
 				p.mapSpan(st, spans.At(k), scopeDialect, now, &counts)
 			}

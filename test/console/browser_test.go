@@ -45,8 +45,10 @@ type env struct {
 	keyEvil string
 	// keyIngest is valid for acme but has no read scope.
 	keyIngest string
-	acme    fixture
-	evil    fixture
+	// keyEmpty reads a project that holds no data.
+	keyEmpty string
+	acme     fixture
+	evil     fixture
 }
 
 func start(t *testing.T) *env {
@@ -56,6 +58,7 @@ func start(t *testing.T) *env {
 	e.keyAcme = collectortest.CreateKeyWithScopes(t, e.keys, "acme", "acme-console", "ingest,read")
 	e.keyEvil = collectortest.CreateKeyWithScopes(t, e.keys, "hostile", "hostile-console", "ingest,read")
 	e.keyIngest = collectortest.CreateKey(t, e.keys, "acme", "acme-ingest-only")
+	e.keyEmpty = collectortest.CreateKeyWithScopes(t, e.keys, "fresh", "fresh-console", "read")
 	ep := collectortest.NewEndpoints(t)
 	console := fmt.Sprintf("127.0.0.1:%d", collectortest.FreePort(t))
 	e.col = collectortest.Start(t, collectortest.Options{
@@ -67,6 +70,7 @@ func start(t *testing.T) *env {
 			"FALLOM_HTTP_ENDPOINT=" + ep.HTTP,
 			"FALLOM_GRPC_ENDPOINT=" + ep.GRPC,
 			"FALLOM_CONSOLE_ENDPOINT=" + console,
+			fmt.Sprintf("FALLOM_SDK_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 			fmt.Sprintf("FALLOM_HEALTH_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 			fmt.Sprintf("FALLOM_METRICS_PORT=%d", collectortest.FreePort(t)),
 		},
@@ -222,6 +226,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("AnotherProjectsIDs", func(t *testing.T) { e.testAnotherProject(t, ctx) })
 	t.Run("Logout", func(t *testing.T) { e.testLogout(t, ctx) })
 
+	t.Run("TimeRangePicker", func(t *testing.T) { e.testTimeRange(t, ctx) })
+	t.Run("NothingFetchedFromElsewhere", func(t *testing.T) { e.testSameOrigin(t, ctx) })
+
+	t.Run("EmptyProject", func(t *testing.T) {
+		ectx := browser(t)
+		e.login(t, ectx, e.keyEmpty)
+		e.testEmptyProject(t, ectx)
+	})
 	t.Run("HostileText", func(t *testing.T) {
 		hctx := browser(t)
 		e.login(t, hctx, e.keyEvil)
@@ -408,6 +420,9 @@ func (e *env) testSessions(t *testing.T, ctx context.Context) {
 	st := e.acme.totals(func(c *call) bool { return c.session == "sess-3" })
 	assert.EqualValues(t, st.generations, number(t, text(t, ctx, "#session-generations")))
 	assert.EqualValues(t, st.generations, count(t, ctx, "#timeline tbody tr.step"))
+	steps := eval[[]string](t, ctx, `[...document.querySelectorAll("#timeline tbody tr.step td:first-child")].map(c => c.innerText)`)
+	assert.Equal(t, "1", steps[0], "calls are numbered from 1")
+	assert.Equal(t, strconv.Itoa(len(steps)), steps[len(steps)-1])
 	cum := eval[[]string](t, ctx, `[...document.querySelectorAll("#timeline td.cum-cost")].map(c => c.innerText)`)
 	require.NotEmpty(t, cum)
 	assert.InDelta(t, st.cost, number(t, cum[len(cum)-1]), 0.00005)
@@ -500,7 +515,7 @@ func (e *env) testRevoked(t *testing.T, ctx context.Context) {
 	var loc string
 	for time.Now().Before(deadline) {
 		run(t, ctx, chromedp.Navigate(e.base+"/generations"), chromedp.WaitReady(chromedp.CSS("body")))
-	loc = location(t, ctx)
+		loc = location(t, ctx)
 		if strings.HasPrefix(loc, e.base+"/login") {
 			break
 		}
@@ -511,4 +526,63 @@ func (e *env) testRevoked(t *testing.T, ctx context.Context) {
 	run(t, ctx, chromedp.WaitVisible(chromedp.CSS("#key")), chromedp.SendKeys(chromedp.CSS("#key"), e.keyAcme),
 		chromedp.Click(chromedp.CSS("#login")), chromedp.WaitVisible(chromedp.CSS("#login-error")))
 	assert.Contains(t, text(t, ctx, "#login-error"), "revoked")
+}
+
+// testTimeRange clicks the range picker: the figures follow the range and
+// the range stays in the URL. The fixture has one call every two hours up
+// to now, so the last 24 hours hold 12 calls (11 when the page's minute
+// boundary falls after the oldest of them).
+func (e *env) testTimeRange(t *testing.T, ctx context.Context) {
+	e.open(t, ctx, "/", "#summary")
+	assert.EqualValues(t, len(e.acme.calls), number(t, text(t, ctx, "#card-generations")), "7 days (the default) hold every call")
+	e.follow(t, ctx, `.ranges a[href*="range=24h"]`, "#summary")
+	assert.Contains(t, location(t, ctx), "range=24h")
+	assert.Equal(t, "Last 24 hours", text(t, ctx, `.ranges a[aria-current="true"]`))
+	got := number(t, text(t, ctx, "#card-generations"))
+	require.True(t, got == 11 || got == 12, "last 24 hours: %v generations, want 11 or 12", got)
+	oldest := e.acme.calls[len(e.acme.calls)-int(got)].start
+	want := e.acme.totals(func(c *call) bool { return !c.start.Before(oldest) })
+	assert.InDelta(t, want.cost, number(t, text(t, ctx, "#card-spend")), 0.00005, "spend of the last 24 hours")
+	assert.EqualValues(t, want.in, number(t, text(t, ctx, "#card-input-tokens")))
+	// Explicit from/to in the URL win over the preset and show in the form.
+	first := e.acme.calls[0].start.Add(-time.Minute).UTC().Format(time.RFC3339)
+	until := e.acme.calls[10].start.Add(time.Minute).UTC().Format(time.RFC3339)
+	e.open(t, ctx, "/?from="+url.QueryEscape(first)+"&to="+url.QueryEscape(until), "#summary")
+	assert.EqualValues(t, 11, number(t, text(t, ctx, "#card-generations")))
+	v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name="from"]`)))
+	require.NoError(t, err)
+	assert.Equal(t, first, v)
+	// The same range on the generations list.
+	e.open(t, ctx, "/generations?range=24h", "#generations")
+	rows := count(t, ctx, "#generations tbody tr.gen")
+	assert.True(t, rows == 11 || rows == 12, "generations of the last 24 hours: %d", rows)
+}
+
+// testSameOrigin: every page loads its assets from the console itself
+// (nothing from a CDN, no remote font): the browser's resource timing
+// entries all have the console's origin.
+func (e *env) testSameOrigin(t *testing.T, ctx context.Context) {
+	c := e.acme.calls[1]
+	for _, p := range []string{"/", "/generations", "/generations/" + c.traceID + "/" + c.spanID, "/sessions", "/sessions/" + url.PathEscape(c.session),
+		"/customers", "/customers/" + url.PathEscape(c.customer), "/traces/" + c.traceID, "/login"} {
+		e.open(t, ctx, p, "body")
+		urls := eval[[]string](t, ctx, `performance.getEntriesByType("resource").map(r => r.name)`)
+		assert.NotEmpty(t, urls, "%s loads its stylesheet and script", p)
+		for _, u := range urls {
+			assert.True(t, strings.HasPrefix(u, e.base+"/static/"), "%s fetched %s", p, u)
+		}
+	}
+}
+
+// testEmptyProject: a project without data shows a new user how to send
+// some (endpoint, header, a curl line) on every list, not an empty table.
+func (e *env) testEmptyProject(t *testing.T, ctx context.Context) {
+	for _, p := range []string{"/", "/generations", "/sessions", "/customers"} {
+		e.open(t, ctx, p, "#empty-state")
+		help := text(t, ctx, "#empty-state")
+		assert.Contains(t, help, e.otlp, "%s: the collector's OTLP endpoint", p)
+		assert.Contains(t, help, "Authorization: Bearer flm_", p)
+		assert.Contains(t, help, "curl -sS "+e.otlp, p)
+		assert.Equal(t, "fresh", text(t, ctx, "#project"))
+	}
 }

@@ -16,21 +16,21 @@ import (
 // (an OpenRouter Broadcast delivery: the generation and its two children)
 // and as it expects to see it in the console.
 type call struct {
-	traceID, spanID  string
-	childA, childB   string
-	start            time.Time
-	duration         time.Duration
-	session          string // "" = none
-	customer         string // "" = none
-	model, provider  string
-	in, out, cached  int64
-	cost             float64 // < 0: unknown (no cost on the span)
-	errored          bool
-	statusMessage    string
-	prompt           string // gen_ai.prompt (OpenRouter's JSON)
-	completion       string // gen_ai.completion
-	extraAttr        string // a trace.metadata.note value
-	name             string
+	traceID, spanID string
+	childA, childB  string
+	start           time.Time
+	duration        time.Duration
+	session         string // "" = none
+	customer        string // "" = none
+	model, provider string
+	in, out, cached int64
+	cost            float64 // < 0: unknown (no cost on the span)
+	errored         bool
+	statusMessage   string
+	prompt          string // gen_ai.prompt (OpenRouter's JSON)
+	completion      string // gen_ai.completion
+	extraAttr       string // a trace.metadata.note value
+	name            string
 }
 
 // fixture is the data of one project and the figures the test expects.

@@ -35,6 +35,7 @@ import (
 type instance struct {
 	col    *collectortest.Collector
 	ep     collectortest.Endpoints
+	sdk    string // host:port of the fallomsdk receiver (default config)
 	dbPath string
 	key    string
 }
@@ -66,6 +67,11 @@ func startIn(t *testing.T, dir, key string, args []string, env ...string) *insta
 	t.Helper()
 	ep := collectortest.NewEndpoints(t)
 	dbPath := filepath.Join(dir, "fallom.db")
+	sdk := fmt.Sprintf("127.0.0.1:%d", collectortest.FreePort(t))
+	wait := []string{ep.HTTP, ep.GRPC}
+	if len(args) == 0 {
+		wait = append(wait, sdk) // the shipped config serves the Fallom SDKs too
+	}
 	col := collectortest.Start(t, collectortest.Options{
 		Args: args,
 		Dir:  dir,
@@ -76,11 +82,12 @@ func startIn(t *testing.T, dir, key string, args []string, env ...string) *insta
 			"FALLOM_GRPC_ENDPOINT=" + ep.GRPC,
 			fmt.Sprintf("FALLOM_HEALTH_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 			fmt.Sprintf("FALLOM_CONSOLE_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
+			"FALLOM_SDK_ENDPOINT=" + sdk,
 			fmt.Sprintf("FALLOM_METRICS_PORT=%d", collectortest.FreePort(t)),
 		}, env...),
-		WaitAddrs: []string{ep.HTTP, ep.GRPC},
+		WaitAddrs: wait,
 	})
-	return &instance{col: col, ep: ep, dbPath: dbPath, key: key}
+	return &instance{col: col, ep: ep, sdk: sdk, dbPath: dbPath, key: key}
 }
 
 func (in *instance) post(t *testing.T, body []byte, header map[string]string) (int, string) {

@@ -169,14 +169,7 @@ func TestMappingDropContentLeavesNoContent(t *testing.T) {
 	require.NoError(t, def.db(t).QueryRow(`SELECT attributes FROM spans WHERE span_id = ?`, spanID(4)).Scan(&kept))
 	assert.Contains(t, kept, "SECRET-e2e-args")
 
-	cfg, err := os.ReadFile(filepath.Join(collectortest.RepoRoot(t), "config", "config.yaml"))
-	require.NoError(t, err)
-	text := strings.Replace(string(cfg), "  openroutermapping:\n", "  openroutermapping:\n    drop_content: true\n", 1)
-	require.NotEqual(t, string(cfg), text, "the default config changed: adapt this test")
-	path := filepath.Join(t.TempDir(), "drop.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
-
-	in := startInstance(t, "mapping", []string{"--config", path})
+	in := startInstance(t, "mapping", []string{"--config", dropContentConfig(t)})
 	code, body = in.post(t, otlpJSON(t, vercelV5Anthropic, detailsOnly, contentWithoutColumn), map[string]string{"Authorization": "Bearer " + in.key})
 	require.Equal(t, http.StatusOK, code, body)
 	db := in.db(t)
@@ -193,4 +186,17 @@ func TestMappingDropContentLeavesNoContent(t *testing.T) {
 	var inTok int64
 	require.NoError(t, db.QueryRow(`SELECT input_tokens FROM spans WHERE span_id = ?`, spanID(1)).Scan(&inTok))
 	assert.EqualValues(t, 6221, inTok, "tokens stay")
+}
+
+// dropContentConfig writes the shipped config with drop_content: true and
+// returns its path.
+func dropContentConfig(t *testing.T) string {
+	t.Helper()
+	cfg, err := os.ReadFile(filepath.Join(collectortest.RepoRoot(t), "config", "config.yaml"))
+	require.NoError(t, err)
+	text := strings.Replace(string(cfg), "  openroutermapping:\n", "  openroutermapping:\n    drop_content: true\n", 1)
+	require.NotEqual(t, string(cfg), text, "the default config changed: adapt this test")
+	path := filepath.Join(t.TempDir(), "drop.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	return path
 }

@@ -51,6 +51,8 @@ func startSecured(t *testing.T, projects []string, env ...string) *secured {
 			"FALLOM_GRPC_ENDPOINT=" + s.ep.GRPC,
 			fmt.Sprintf("FALLOM_HEALTH_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 			fmt.Sprintf("FALLOM_METRICS_PORT=%d", collectortest.FreePort(t)),
+			fmt.Sprintf("FALLOM_CONSOLE_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
+			fmt.Sprintf("FALLOM_SDK_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 		}, env...),
 		WaitAddrs: []string{s.ep.HTTP, s.ep.GRPC},
 	})

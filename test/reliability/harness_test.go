@@ -51,6 +51,7 @@ func defaultEnv(t *testing.T, dir, keysFile, dbPath string, extra ...string) (co
 		"FALLOM_GRPC_ENDPOINT=" + ep.GRPC,
 		fmt.Sprintf("FALLOM_HEALTH_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 		fmt.Sprintf("FALLOM_CONSOLE_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
+		fmt.Sprintf("FALLOM_SDK_ENDPOINT=127.0.0.1:%d", collectortest.FreePort(t)),
 		fmt.Sprintf("FALLOM_METRICS_PORT=%d", collectortest.FreePort(t)),
 	}
 	return ep, append(env, extra...)

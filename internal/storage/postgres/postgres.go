@@ -266,6 +266,15 @@ func (s *Store) commit(ctx context.Context, group []*storage.Request) {
 // writers with serialization errors), retrying in place, after a short
 // random pause, when another transaction raced it.
 func (s *Store) writeTx(ctx context.Context, group []*storage.Request, isolating bool) error {
+	return s.readCommitted(ctx, func(tx pgx.Tx) error {
+		return storage.WriteGroup(ctx, pgTx{tx: tx, store: s}, group, isolating)
+	})
+}
+
+// readCommitted runs fn in a READ COMMITTED transaction, again (after a
+// short random pause) when another transaction raced it, and classifies
+// the final error.
+func (s *Store) readCommitted(ctx context.Context, fn func(pgx.Tx) error) error {
 	var err error
 	for attempt := range concurrentRetries {
 		if attempt > 0 {
@@ -274,9 +283,7 @@ func (s *Store) writeTx(ctx context.Context, group []*storage.Request, isolating
 			}
 		}
 		s.transactions.Add(1)
-		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
-			return storage.WriteGroup(ctx, pgTx{tx: tx, store: s}, group, isolating)
-		})
+		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, fn)
 		if !retryInPlace(err) {
 			break
 		}

@@ -114,9 +114,11 @@ func TestUpgradeFromV1(t *testing.T) {
 		t.Fatalf("version %d, want 1", v)
 	}
 	spans := storagetest.Delivery("p", 30)
-	if _, err := v1.Pool().Exec(ctx, "INSERT INTO spans ("+storage.ColumnNames()+") SELECT * FROM "+rowsAlias,
-		columnArrays(spans)...); err != nil {
-		t.Fatal(err)
+	query, args := storagetest.InsertBeforeV4(spans, func(n int) string { return fmt.Sprintf("$%d", n) })
+	for _, a := range args {
+		if _, err := v1.Pool().Exec(ctx, query, a...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	v1.Close()
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -120,8 +121,8 @@ func TestFailedMigrationFailsStart(t *testing.T) {
 	_, err = Open(context.Background(), Options{Path: path, Migrations: broken})
 	var me *storage.MigrationError
 	if err == nil || storage.IsPermanent(err) || !errors.As(err, &me) || me.Version != len(migrations)+1 ||
-		!strings.Contains(err.Error(), "migration 4 (broken) failed") || !strings.Contains(err.Error(), "NOT NULL") {
-		t.Fatalf("Open with a failing migration: %v; want a non-permanent error naming migration 4 and its cause", err)
+		!strings.Contains(err.Error(), fmt.Sprintf("migration %d (broken) failed", len(migrations)+1)) || !strings.Contains(err.Error(), "NOT NULL") {
+		t.Fatalf("Open with a failing migration: %v; want a non-permanent error naming the added migration and its cause", err)
 	}
 	s := open(t, Options{Path: path})
 	defer s.Close()
@@ -167,12 +168,12 @@ func TestMigrationOutlivesStartAndRetries(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !errors.Is(err, storage.ErrSchemaNotReady) || storage.IsPermanent(err) || !strings.Contains(err.Error(), "migration 4 (needs_table) failed") {
+	if !errors.Is(err, storage.ErrSchemaNotReady) || storage.IsPermanent(err) || !strings.Contains(err.Error(), fmt.Sprintf("migration %d (needs_table) failed", len(migrations)+1)) {
 		t.Fatalf("write after the migration failed: %v; want a retryable error naming the migration", err)
 	}
 	logged := false
 	for _, e := range logs.FilterMessageSnippet("migration failed").All() {
-		if strings.Contains(e.ContextMap()["error"].(string), "migration 4 (needs_table) failed: ") {
+		if strings.Contains(e.ContextMap()["error"].(string), fmt.Sprintf("migration %d (needs_table) failed: ", len(migrations)+1)) {
 			logged = true
 		}
 	}

@@ -138,8 +138,11 @@ func TestUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := (&sqliteTx{tx: tx}).insert(ctx, spans); err != nil {
-		t.Fatal(err)
+	query, args := storagetest.InsertBeforeV4(spans, func(int) string { return "?" })
+	for _, a := range args {
+		if _, err := tx.ExecContext(ctx, query, a...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)

@@ -587,6 +587,10 @@ func (m model) groupSelected(f storage.Filter, first, last int64, member func(g 
 	return false
 }
 
+// SessionSortValue is the value a sessions list sorted by col orders s by
+// (NULL as -1, as the SQL does).
+func SessionSortValue(s *storage.SessionRow, col string) float64 { return sessionValue(s, col) }
+
 func sessionValue(s *storage.SessionRow, col string) float64 {
 	switch col {
 	case "last_seen_unix_nano":

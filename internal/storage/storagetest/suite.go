@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -627,4 +628,30 @@ func testLargeBatch(t *testing.T, b Backend) {
 		t.Fatalf("replay: %+v, want 2600 unchanged", res)
 	}
 	checkRollup(t, b, s)
+}
+
+// InsertBeforeV4 returns an INSERT of one span into a database of a schema
+// before version 4 (without the experiment columns), with placeholders
+// made by mark (1-based), and the arguments of each span: tests build old
+// databases with it.
+func InsertBeforeV4(spans []storage.Span, mark func(n int) string) (query string, args [][]any) {
+	var names, marks []string
+	var keep []int
+	for i, c := range storage.Columns {
+		if slices.Contains(storage.ExperimentColumns, c.Name) {
+			continue
+		}
+		keep = append(keep, i)
+		names = append(names, c.Name)
+		marks = append(marks, mark(len(marks)+1))
+	}
+	for i := range spans {
+		vals := spans[i].Values()
+		row := make([]any, len(keep))
+		for j, k := range keep {
+			row[j] = vals[k]
+		}
+		args = append(args, row)
+	}
+	return "INSERT INTO spans (" + strings.Join(names, ", ") + ") VALUES (" + strings.Join(marks, ", ") + ")", args
 }

@@ -8,4 +8,7 @@ var (
 	ScopeName = "github.com/fallom/fallom-collector/exporter/fallomexporter"
 )
 
-const TracesStability = component.StabilityLevelAlpha
+const (
+	TracesStability = component.StabilityLevelAlpha
+	LogsStability   = component.StabilityLevelAlpha
+)
