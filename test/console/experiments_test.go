@@ -124,6 +124,13 @@ func TestExperimentsInBrowser(t *testing.T) {
 	n++
 	e.post(t, "/v1/traces", generation(n, hostileConfig, "sess-x", modelA, 500, 400))
 
+	// An eval upload (FALLOM_SDK.md 5.1, as the Python SDK sends it).
+	e.post(t, "/api/sdk-evals", map[string]any{"name": "nightly", "description": nil, "dataset_size": 2, "judge_model": "openai/gpt-4o-mini",
+		"results": []map[string]any{
+			{"input": "q1", "model": modelA, "output": "a", "answer_relevancy": 0.9, "hallucination": nil, "latency_ms": 12},
+			{"input": "q2", "model": modelA, "output": "b", "answer_relevancy": 0.5, "hallucination": 0.25, "latency_ms": 20},
+		}})
+
 	// The API's figures (tested against independent computations in the
 	// console's package tests) are what the page must show.
 	var rep struct {
@@ -190,5 +197,10 @@ func TestExperimentsInBrowser(t *testing.T) {
 	require.Contains(t, body, "<img src=x onerror=") // the key, quoted in the table's title
 	require.Contains(t, body, payloads[2])
 	inert(t, ctx, "/experiments")
-	require.True(t, strings.Contains(body, "Eval runs"))
+	// The eval run with its scores: the mean of each metric over the
+	// results that scored it.
+	runs := text(t, ctx, "#eval-runs")
+	for _, want := range []string{"nightly", "openai/gpt-4o-mini", "answer_relevancy", "0.700 (n=2)", "hallucination", "0.250 (n=1)"} {
+		require.True(t, strings.Contains(runs, want), "eval runs table %q lacks %q", runs, want)
+	}
 }
