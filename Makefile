@@ -4,6 +4,7 @@
 #   make test    -> every test (what CI runs), including the generated-sources drift check
 #   make bench   -> benchmarks side by side; writes BENCHMARKS.md and bench/results/latest.json
 #   make soak    -> the long reliability suite; writes RELIABILITY.md
+#                   (FALLOM_SOAK_SPANS=n: size of the large-database case, default 1000000)
 
 SHELL        := /bin/bash
 GO           ?= go

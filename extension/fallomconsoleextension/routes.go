@@ -34,6 +34,7 @@ var apiRoutes = []struct {
 	{"GET /api/v1/customers", (*console).apiCustomers},
 	{"GET /api/v1/customers/{customer_id}", (*console).apiCustomer},
 	{"GET /api/v1/traces/{trace_id}", (*console).apiTrace},
+	{"GET /api/v1/experiments", (*console).apiExperiments},
 }
 
 // pageHandler builds one page for a logged-in principal: the template to
@@ -52,6 +53,7 @@ var pageRoutes = []struct {
 	{"GET /customers", (*console).pageCustomers},
 	{"GET /customers/{customer_id}", (*console).pageCustomer},
 	{"GET /traces/{trace_id}", (*console).pageTrace},
+	{"GET /experiments", (*console).pageExperiments},
 }
 
 // contentSecurityPolicy allows nothing but the console's own files: no

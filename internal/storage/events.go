@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -384,16 +385,8 @@ func SortAssignments(calls []Assignment) {
 }
 
 func assignmentKeyLess(a, b AssignmentKey) bool {
-	if a.ProjectID != b.ProjectID {
-		return a.ProjectID < b.ProjectID
-	}
-	if a.ConfigKey != b.ConfigKey {
-		return a.ConfigKey < b.ConfigKey
-	}
-	if a.ConfigVersion != b.ConfigVersion {
-		return a.ConfigVersion < b.ConfigVersion
-	}
-	return a.SessionID < b.SessionID
+	return cmp.Or(cmp.Compare(a.ProjectID, b.ProjectID), cmp.Compare(a.ConfigKey, b.ConfigKey),
+		cmp.Compare(a.ConfigVersion, b.ConfigVersion), cmp.Compare(a.SessionID, b.SessionID)) < 0
 }
 
 // assignmentRows sums lookups (sorted by key, then time) per assignment.

@@ -207,6 +207,48 @@ var contentFixtures = []contentFixture{
 	}},
 }
 
+// Issue 16.1: sources of one role whose content differs. A lower-ranked
+// source is removed only when it holds nothing beyond the stored messages;
+// one carrying other content (a different message, tools, parameters) stays
+// as sent.
+var differingContentFixtures = []contentFixture{
+	{name: "openinference differing sources", attrs: map[string]any{
+		"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o",
+		"llm.input_messages.0.message.role":     "user",
+		"llm.input_messages.0.message.content":  "SECRET-oid-msg-a",
+		"llm.output_messages.0.message.role":    "assistant",
+		"llm.output_messages.0.message.content": "SECRET-oid-answer",
+		// The same message, plus tools and parameters: kept.
+		"input.value": `{"messages":[{"role":"user","content":"SECRET-oid-msg-a"}],"tools":[{"name":"SECRET-oid-rawtool-b"}],"temperature":0.3}`,
+		// Another answer than the stored one: kept.
+		"output.value": "SECRET-oid-other-answer",
+	}, messages: []string{"llm.input_messages.", "llm.output_messages."}},
+	{name: "openrouter differing sources", attrs: map[string]any{
+		"span.type": "generation", "gen_ai.request.model": "openai/gpt-4o",
+		"gen_ai.prompt":     `{"messages":[{"role":"user","content":"SECRET-ord-prompt"}]}`,
+		"gen_ai.completion": `{"completion":"SECRET-ord-answer","reasoning":null,"toolCalls":[]}`,
+		"span.input":        `{"messages":[{"role":"user","content":"SECRET-ord-prompt"}]}`, // the same: removed
+		"trace.input":       `{"messages":[{"role":"user","content":"SECRET-ord-first-turn"}]}`,
+		"span.output":       `{"completion":"SECRET-ord-answer","reasoning":null,"toolCalls":[]}`, // the same: removed
+		"trace.output":      `{"completion":"SECRET-ord-trace-answer","reasoning":null,"toolCalls":[]}`,
+	}},
+	{name: "semconv with system instructions and a lower source", attrs: map[string]any{
+		"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
+		"gen_ai.system_instructions": `[{"type":"text","content":"SECRET-sd-sys"}]`,
+		"gen_ai.input.messages":      `[{"role":"user","parts":[{"type":"text","content":"SECRET-sd-user"}]}]`,
+		// Contained in the stored prompt (system + user): removed.
+		"input.value": `[{"role":"user","content":"SECRET-sd-user"}]`,
+		// A message object with empty members only beside the stored one: removed.
+		"gen_ai.output.messages":      `[{"role":"assistant","parts":[{"type":"text","content":"SECRET-sd-answer"}]}]`,
+		"langfuse.observation.output": `{"role":"assistant","content":"SECRET-sd-answer","refusal":null,"annotations":[]}`,
+	}},
+	{name: "langfuse input with parameters as the only source", attrs: map[string]any{
+		"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o",
+		"langfuse.observation.input":  `{"messages":[{"role":"user","content":"SECRET-lfp-user"}],"tools":[{"type":"function","function":{"name":"SECRET-lfp-tool"}}]}`,
+		"langfuse.observation.output": `{"role":"assistant","content":"SECRET-lfp-answer"}`,
+	}},
+}
+
 var markerRE = regexp.MustCompile(`SECRET-[a-z0-9-]+`)
 
 func (f contentFixture) traces(t *testing.T) ptrace.Traces {
@@ -252,7 +294,7 @@ func TestDropContentRemovesEveryContentKey(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.DropContent = true
 	p := newTestProcessor(t, cfg)
-	for _, f := range contentFixtures {
+	for _, f := range append(append([]contentFixture{}, contentFixtures...), differingContentFixtures...) {
 		t.Run(f.name, func(t *testing.T) {
 			out, err := p.processTraces(authed, f.traces(t))
 			require.NoError(t, err)
@@ -285,7 +327,7 @@ func TestDropContentRemovesEveryContentKey(t *testing.T) {
 // never both kept and stored.
 func TestContentIsStoredOnceAndNeverLost(t *testing.T) {
 	p := newTestProcessor(t, nil)
-	for _, f := range contentFixtures {
+	for _, f := range append(append([]contentFixture{}, contentFixtures...), differingContentFixtures...) {
 		t.Run(f.name, func(t *testing.T) {
 			out, err := p.processTraces(authed, f.traces(t))
 			require.NoError(t, err)
@@ -306,8 +348,15 @@ func TestContentIsStoredOnceAndNeverLost(t *testing.T) {
 					markers := markerRE.FindAllString(text, -1)
 					if stays {
 						assert.Equal(t, v, outV.AsRaw(), "%s: %s changed", set, k)
+						// An attribute that also carries content that was
+						// not stored is kept whole: its stored markers are
+						// not counted twice.
+						unstored := false
 						for _, m := range markers {
-							kept[m] = true
+							unstored = unstored || !strings.Contains(stored, m)
+						}
+						for _, m := range markers {
+							kept[m] = kept[m] || !unstored
 						}
 						continue
 					}
@@ -318,8 +367,8 @@ func TestContentIsStoredOnceAndNeverLost(t *testing.T) {
 				}
 			}
 			var twice []string
-			for m := range kept {
-				if strings.Contains(stored, m) {
+			for m, whole := range kept {
+				if whole && strings.Contains(stored, m) {
 					twice = append(twice, m)
 				}
 			}
@@ -327,4 +376,30 @@ func TestContentIsStoredOnceAndNeverLost(t *testing.T) {
 			assert.Empty(t, twice, "stored and kept in the attributes too")
 		})
 	}
+}
+
+// Issue 16.1, the review's reproduction: the OpenInference messages are
+// stored; input.value holds the same message plus tools and parameters, so
+// it stays as sent, and a lower source that holds only the stored messages
+// is still removed.
+func TestLowerContentSourceKeptWhenItHoldsMore(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	raw := `{"messages":[{"role":"user","content":"MSG-A"}],"tools":[{"name":"RAWTOOL-B"}],"temperature":0.3}`
+	attrs := mapOne(t, p, map[string]any{
+		"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o",
+		"llm.input_messages.0.message.role":    "user",
+		"llm.input_messages.0.message.content": "MSG-A",
+		"input.value":                          raw,
+	})
+	assert.JSONEq(t, `[{"role":"user","content":"MSG-A"}]`, attrs[fallomattr.Prompt].(string))
+	assert.Equal(t, raw, attrs["input.value"], "input.value carries tools and parameters that were not stored")
+	assert.NotContains(t, attrs, "llm.input_messages.0.message.content")
+
+	attrs = mapOne(t, p, map[string]any{
+		"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o",
+		"llm.input_messages.0.message.role":    "user",
+		"llm.input_messages.0.message.content": "MSG-A",
+		"input.value":                          `{"messages":[{"role":"user","content":"MSG-A"}]}`,
+	})
+	assert.NotContains(t, attrs, "input.value", "input.value holds only the stored messages")
 }

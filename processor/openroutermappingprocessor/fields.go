@@ -166,6 +166,7 @@ var fieldSpecs = []fieldSpec{
 		"ai.usage.promptTokens",      // Vercel v3-v4
 		"llm.usage.prompt_tokens",
 		"trace.metadata.openrouter_generation.tokens_prompt",
+		"fallom.prompt_tokens", // Fallom SDK TS 0.1.x TraceData (FALLOM_SDK.md 5.3); total_tokens is fallom.total_tokens
 	)},
 	{fOutputTokens, rInt, keys(
 		"fallom.output_tokens",
@@ -176,6 +177,7 @@ var fieldSpecs = []fieldSpec{
 		"ai.usage.completionTokens",
 		"llm.usage.completion_tokens",
 		"trace.metadata.openrouter_generation.tokens_completion",
+		"fallom.completion_tokens",
 	)},
 	{fTotalTokens, rInt, keys(
 		"fallom.total_tokens",
@@ -565,7 +567,7 @@ type contentSpec struct {
 // prompt/completion and is then removed from the attributes (stored once,
 // unless keep_original_content); drop_content removes every key listed here,
 // on spans and on span events. A key that is content is listed here, and
-// only here (TestContentKeysOfEveryDialectFixture walks the fixtures).
+// only here (TestDropContentRemovesEveryContentKey walks the fixtures).
 var contentSpecs = []contentSpec{
 	{key: "fallom.prompt", role: toPrompt, kind: ckNormalized},
 	{key: "fallom.raw.request", role: toPrompt, kind: ckFallomRequest}, // Fallom SDK

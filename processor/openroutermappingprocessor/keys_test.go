@@ -198,8 +198,9 @@ func TestSemconvRegistryAdditions(t *testing.T) {
 	assert.Equal(t, "otel_genai", got[fallomattr.Source], "gen_ai.prompt.name is not a flattened OpenLLMetry prompt")
 	assert.Equal(t, "support-triage", got["gen_ai.prompt.name"], "not content: kept")
 
-	// retrieval and plan operations are not model calls.
-	for _, op := range []string{"retrieval", "plan"} {
+	// The operations that are not model calls, though the span carries a
+	// model and usage (which alone would make it one): aggregates and tools.
+	for _, op := range []string{"retrieval", "plan", "invoke_workflow", "invoke_agent", "create_agent", "execute_tool"} {
 		got := mapOne(t, p, map[string]any{"gen_ai.operation.name": op, "gen_ai.request.model": "gpt-4o",
 			"gen_ai.usage.input_tokens": int64(5), "gen_ai.usage.output_tokens": int64(5)})
 		assert.Equal(t, false, got[fallomattr.IsGeneration], op)

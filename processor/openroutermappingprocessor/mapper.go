@@ -55,16 +55,24 @@ type spanState struct {
 	hints      hints
 }
 
-// removal is a content attribute at a position, with the role it feeds.
+// removal is a content attribute at a position, with the role it feeds and
+// the source it belongs to (its rank in contentSpecs, its kind, its value).
 type removal struct {
 	idx  int
 	role contentRole
+	rank uint8
+	kind contentKind
+	v    pcommon.Value
+	keep bool // holds content the stored prompt/completion does not (see keepUnstored)
 }
 
 func (st *spanState) reset() {
 	flat, remove, truncated := st.flat[:0], st.remove[:0], st.truncated[:0]
 	for i := range st.flat {
 		st.flat[i] = flatEntry{} // drop references to the previous batch
+	}
+	for i := range st.remove {
+		st.remove[i] = removal{}
 	}
 	*st = spanState{flat: flat, remove: remove, truncated: truncated}
 }
@@ -114,7 +122,7 @@ func (st *spanState) apply(r *keyRule, v pcommon.Value, idx int) {
 	st.markers |= r.markers
 	if r.content != nil {
 		st.hasContent = true
-		st.remove = append(st.remove, removal{idx, r.content.role})
+		st.remove = append(st.remove, removal{idx: idx, role: r.content.role, rank: r.rank, kind: r.content.kind, v: v})
 		st.offer(r.content.role, r.content.kind, r.rank, v)
 	}
 }
@@ -204,7 +212,7 @@ func (st *spanState) applyPrefix(k string, v pcommon.Value, idx int) {
 			// Content with no column (document contents...): drop_content only.
 			if rest != "" && strings.HasSuffix(k, pr.content.suffix) {
 				st.hasContent = true
-				st.remove = append(st.remove, removal{idx, toOther})
+				st.remove = append(st.remove, removal{idx: idx, role: toOther})
 			}
 			continue
 		}
@@ -226,7 +234,7 @@ func (st *spanState) applyPrefix(k string, v pcommon.Value, idx int) {
 			continue
 		}
 		st.hasContent = true
-		st.remove = append(st.remove, removal{idx, pr.content.role})
+		st.remove = append(st.remove, removal{idx: idx, role: pr.content.role, rank: pr.rank, kind: pr.content.kind, v: v})
 		st.flat = append(st.flat, flatEntry{role: pr.content.role, kind: pr.content.kind, idx: n, path: path, value: v})
 		st.offer(pr.content.role, pr.content.kind, pr.rank, v)
 	}
@@ -316,6 +324,9 @@ func (p *mappingProcessor) mapSpan(st *spanState, span ptrace.Span, scopeDialect
 		p.mapEvents(st, events, &m)
 	}
 	if len(st.remove) > 0 && (p.cfg.DropContent || !p.cfg.KeepOriginalContent) {
+		if !p.cfg.DropContent {
+			st.keepUnstored(&m)
+		}
 		removeContent(attrs, st, p.cfg.DropContent)
 	}
 
@@ -524,14 +535,16 @@ func (p *mappingProcessor) contentOf(st *spanState, c contentCand, role contentR
 }
 
 // removeContent removes the content attributes recorded while reading:
-// all of them with drop_content, otherwise those whose role was stored.
+// all of them with drop_content, otherwise those whose role was stored and
+// that hold nothing the stored content does not (keepUnstored).
 func removeContent(attrs pcommon.Map, st *spanState, drop bool) {
 	i, next := 0, 0
 	attrs.RemoveIf(func(string, pcommon.Value) bool {
 		hit := false
 		for ; next < len(st.remove) && st.remove[next].idx <= i; next++ {
 			if st.remove[next].idx == i {
-				hit = hit || drop || st.used[st.remove[next].role]
+				r := &st.remove[next]
+				hit = hit || drop || st.used[r.role] && !r.keep
 			}
 		}
 		i++

@@ -11,6 +11,7 @@
 package reliability
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,6 +43,7 @@ type caseFigures struct {
 	duplicated int // stored more than once
 	crashes    int // unexpected exits of the collector
 	notes      []string
+	sections   [][2]string // title, markdown body: a "## title" section of its own
 	failed     bool
 	elapsed    time.Duration
 }
@@ -64,6 +66,14 @@ func (f *caseFigures) add(tried, acked, lost, duplicated int) {
 func (f *caseFigures) note(format string, args ...any) {
 	f.mu.Lock()
 	f.notes = append(f.notes, fmt.Sprintf(format, args...))
+	f.mu.Unlock()
+}
+
+// section adds a "## title" section of its own to RELIABILITY.md (a
+// section of that title from an earlier run is replaced).
+func (f *caseFigures) section(title, body string) {
+	f.mu.Lock()
+	f.sections = append(f.sections, [2]string{title, body})
 	f.mu.Unlock()
 }
 
@@ -129,6 +139,22 @@ func repoRoot() (string, error) {
 	}
 }
 
+// splitSections cuts a markdown file into its head (before the first "## "
+// heading) and its "## " sections in order, each with its title.
+func splitSections(text string) (head string, sections [][2]string) {
+	parts := strings.Split("\n"+text, "\n## ")
+	head = strings.TrimPrefix(parts[0], "\n")
+	for _, p := range parts[1:] {
+		title, body, _ := strings.Cut(p, "\n")
+		sections = append(sections, [2]string{title, strings.TrimSpace(body) + "\n"})
+	}
+	return head, sections
+}
+
+// writeReport writes RELIABILITY.md. A full run rewrites the summary table
+// and the observations; a run of some cases only (go test -run) leaves them
+// as they are. Sections written by cases replace those of the same title;
+// every other section (written by hand or by other runs) is kept.
 func writeReport(elapsed time.Duration, code int) error {
 	root, err := repoRoot()
 	if err != nil {
@@ -137,12 +163,64 @@ func writeReport(elapsed time.Duration, code int) error {
 	book.mu.Lock()
 	cases := append([]*caseFigures(nil), book.cases...)
 	book.mu.Unlock()
+	path := filepath.Join(root, "RELIABILITY.md")
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	oldHead, oldSections := splitSections(string(old))
+	fresh := map[string]string{}
+	var freshOrder []string
+	for _, c := range cases {
+		c.mu.Lock()
+		for _, sec := range c.sections {
+			if _, ok := fresh[sec[0]]; !ok {
+				freshOrder = append(freshOrder, sec[0])
+			}
+			fresh[sec[0]] = sec[1]
+		}
+		c.mu.Unlock()
+	}
+	partial := false
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() != "" {
+		partial = true
+	}
+	var out strings.Builder
+	if partial && old != nil {
+		out.WriteString(oldHead)
+	} else {
+		out.WriteString(summary(cases, elapsed, code))
+	}
+	for _, sec := range oldSections {
+		body, replaced := fresh[sec[0]]
+		switch {
+		case sec[0] == "Observations" && !(partial && old != nil):
+			continue // in summary
+		case replaced:
+			delete(fresh, sec[0])
+		default:
+			body = sec[1]
+		}
+		fmt.Fprintf(&out, "\n## %s\n\n%s", sec[0], strings.TrimLeft(body, "\n"))
+	}
+	for _, title := range freshOrder {
+		if body, ok := fresh[title]; ok {
+			fmt.Fprintf(&out, "\n## %s\n\n%s", title, body)
+		}
+	}
+	return os.WriteFile(path, []byte(out.String()), 0o644)
+}
+
+// summary is the head of RELIABILITY.md: the table of every case and the
+// observations section.
+func summary(cases []*caseFigures, elapsed time.Duration, code int) string {
 
 	var b strings.Builder
 	b.WriteString("# Reliability (soak run)\n\n")
 	b.WriteString("Written by `make soak` (`FALLOM_SOAK=1 go test ./test/reliability/`): the real `bin/fallomcol`\n")
 	b.WriteString("under bad input, kill -9 under load, a PostgreSQL outage, a full disk, concurrent tenants,\n")
-	b.WriteString("key revocation and overload. Spans are counted on the client side: *acknowledged* = in a\n")
+	b.WriteString("key revocation, overload, and a large database migrated and put through retention with replays.\n")
+	b.WriteString("Spans are counted on the client side: *acknowledged* = in a\n")
 	b.WriteString("request answered 2xx; *lost* = acknowledged but absent from the database; *duplicated* =\n")
 	b.WriteString("stored more than once; *crashes* = the collector exiting without the test killing it.\n\n")
 	status := "PASS"
@@ -178,5 +256,5 @@ func writeReport(elapsed time.Duration, code int) error {
 		}
 		c.mu.Unlock()
 	}
-	return os.WriteFile(filepath.Join(root, "RELIABILITY.md"), []byte(b.String()), 0o644)
+	return b.String()
 }

@@ -7,3 +7,5 @@ import (
 )
 
 func TestEvents(t *testing.T) { storagetest.RunEvents(t, backend()) }
+
+func TestExperiments(t *testing.T) { storagetest.RunExperiments(t, backend()) }
