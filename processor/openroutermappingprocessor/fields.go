@@ -367,6 +367,7 @@ var embeddedSpecs = []embeddedSpec{
 	{fProviderMetadata, "anthropic.usage.cache_read_input_tokens", fCachedTokens, rInt},
 	{fProviderMetadata, "anthropic.cacheCreationInputTokens", fCacheWriteTokens, rInt},
 	{fProviderMetadata, "anthropic.usage.cache_creation_input_tokens", fCacheWriteTokens, rInt},
+	{fProviderMetadata, "anthropic.usage.cache_creation.ephemeral_1h_input_tokens", fCacheWrite1h, rInt}, // part of the writes, priced at the 1-hour price
 	{fProviderMetadata, "bedrock.usage.cacheWriteInputTokens", fCacheWriteTokens, rInt},
 	{fProviderMetadata, "google.usageMetadata.candidatesTokenCount", fOutputText, rInt}, // Gemini's candidates leave thoughts out
 	{fProviderMetadata, "vertex.usageMetadata.candidatesTokenCount", fOutputText, rInt},
