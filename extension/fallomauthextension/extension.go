@@ -6,7 +6,6 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/extension/extensionauth"
 	"go.uber.org/zap"
 
+	"github.com/fallom/fallom-collector/internal/filewatch"
 	"github.com/fallom/fallom-collector/internal/keys"
 	"github.com/fallom/fallom-collector/internal/principal"
 )
@@ -46,11 +46,9 @@ type authenticator struct {
 	now func() time.Time
 
 	// File watching; see watch.go.
-	host         component.Host
-	stop         chan struct{}
-	wg           sync.WaitGroup
-	shutdownOnce sync.Once
-	fileState    fileState
+	host      component.Host
+	watch     *filewatch.Watcher // nil until Start watches a keys file
+	fileState fileState
 	// noNotify turns file-system notifications off (tests of the periodic
 	// check, which is what remains on file systems without notifications).
 	noNotify bool
@@ -78,7 +76,6 @@ func newAuthenticator(cfg *Config, set component.TelemetrySettings) (*authentica
 		scope:          scope,
 		scopeErr:       &principal.MissingScopeError{Scope: scope},
 		now:            time.Now,
-		stop:           make(chan struct{}),
 	}
 	if cfg.KeysFile != "" {
 		if a.keysFile, err = filepath.Abs(cfg.KeysFile); err != nil {
@@ -114,8 +111,7 @@ func (a *authenticator) Start(_ context.Context, host component.Host) error {
 
 // Shutdown stops the watcher. It is safe without Start and more than once.
 func (a *authenticator) Shutdown(context.Context) error {
-	a.shutdownOnce.Do(func() { close(a.stop) })
-	a.wg.Wait()
+	a.watch.Close()
 	a.telemetry.unregister()
 	return nil
 }

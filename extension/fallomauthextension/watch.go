@@ -6,42 +6,23 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"go.opentelemetry.io/collector/component/componentstatus"
 	"go.uber.org/zap"
 
+	"github.com/fallom/fallom-collector/internal/filewatch"
 	"github.com/fallom/fallom-collector/internal/keys"
 )
 
 // noCtx is for telemetry recorded outside any request.
 var noCtx = context.Background()
 
-// errNotificationsOff is reported when tests turn notifications off to
-// exercise the periodic check alone.
-var errNotificationsOff = errors.New("file-system notifications disabled")
-
-// reloadDebounce coalesces the burst of events of one save (create temp,
-// write, rename) into one read.
-const reloadDebounce = 50 * time.Millisecond
-
 // fileState is owned by Start and then by the watch goroutine only.
 type fileState struct {
-	lastApplied  [sha256.Size]byte // content digest of the file behind the current set
-	lastRejected [sha256.Size]byte // content digest of the last refused file (logged once)
-	missing      bool
-	watcher      *fsnotify.Watcher
-	watchingDir  bool
-	// target is the file the keys file links to (itself when it is not a
-	// symbolic link); its directory is watched too, so an edit of the
-	// target is seen at once, not at the next periodic check.
-	target         string
-	watchingTarget string // directory of target being watched ("" none)
-	watchErrLogged bool
-	reportedError  bool // a recoverable error status is outstanding
+	lastApplied   [sha256.Size]byte // content digest of the file behind the current set
+	lastRejected  [sha256.Size]byte // content digest of the last refused file (logged once)
+	missing       bool
+	reportedError bool // a recoverable error status is outstanding
 }
 
 // loadAtStart reads the keys file once. Missing or empty: no keys from the
@@ -95,129 +76,24 @@ func (a *authenticator) apply(set *keySet, sum [sha256.Size]byte, verb string) {
 		zap.Int("active", active), zap.Int("revoked", revoked), zap.Int("expired", expired))
 }
 
-// startWatching watches the keys file's directory, not the file: editors and
-// `keys create` replace the file by rename, which a watch on the file itself
-// would lose. A periodic re-read (reload_interval) covers file systems
-// without notifications and a directory that does not exist yet.
+// startWatching follows the keys file (see internal/filewatch: its
+// directory, a symbolic link's target, the periodic check) and reloads it.
 func (a *authenticator) startWatching() {
-	var w *fsnotify.Watcher
-	err := errNotificationsOff
-	if !a.noNotify {
-		w, err = fsnotify.NewWatcher()
-	}
-	if err != nil {
-		a.logger.Warn("cannot watch the keys file; relying on the periodic check",
-			zap.String("keys_file", a.keysFile), zap.Duration("reload_interval", a.reloadInterval), zap.Error(err))
-	} else {
-		a.fileState.watcher = w
-		a.watchDir()
-	}
-	a.wg.Add(1)
-	go a.watchLoop()
-}
-
-func (a *authenticator) watchDir() {
-	st := &a.fileState
-	if st.watcher == nil || st.watchingDir {
-		return
-	}
-	dir := filepath.Dir(a.keysFile)
-	// A fresh install has no ./data yet; creating it (private, like `keys
-	// create` would) lets the watcher see the first key the moment it is
-	// written instead of at the next periodic check.
-	if err := os.MkdirAll(dir, 0o700); err != nil && !st.watchErrLogged {
-		a.logger.Info("cannot create the keys file directory", zap.String("dir", dir), zap.Error(err))
-	}
-	if err := st.watcher.Add(dir); err != nil {
-		if !st.watchErrLogged {
-			st.watchErrLogged = true
-			a.logger.Info("cannot watch the keys file directory yet; checking periodically",
-				zap.String("dir", dir), zap.Duration("reload_interval", a.reloadInterval), zap.Error(err))
-		}
-		return
-	}
-	st.watchingDir = true
-	st.watchErrLogged = false
-	a.watchTarget()
-}
-
-// watchTarget follows the keys file's symbolic links and watches the
-// directory of the file they lead to, when it is another directory.
-func (a *authenticator) watchTarget() {
-	st := &a.fileState
-	if st.watcher == nil {
-		return
-	}
-	target, err := keys.ResolveLink(a.keysFile)
-	if err != nil {
-		return
-	}
-	st.target = target
-	dir := filepath.Dir(target)
-	if dir == filepath.Dir(a.keysFile) || dir == st.watchingTarget {
-		return
-	}
-	if st.watchingTarget != "" {
-		_ = st.watcher.Remove(st.watchingTarget)
-		st.watchingTarget = ""
-	}
-	if err := st.watcher.Add(dir); err == nil {
-		st.watchingTarget = dir
-	}
-}
-
-func (a *authenticator) watchLoop() {
-	defer a.wg.Done()
-	st := &a.fileState
-	var events <-chan fsnotify.Event
-	var watchErrs <-chan error
-	if st.watcher != nil {
-		defer st.watcher.Close()
-		events, watchErrs = st.watcher.Events, st.watcher.Errors
-	}
-	var tick <-chan time.Time
-	if a.reloadInterval > 0 {
-		ticker := time.NewTicker(a.reloadInterval)
-		defer ticker.Stop()
-		tick = ticker.C
-	}
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	defer debounce.Stop()
-	dir, base := filepath.Dir(a.keysFile), filepath.Base(a.keysFile)
-	for {
-		select {
-		case <-a.stop:
-			return
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			if ev.Name == dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				// The directory itself went away; re-add it on the next tick.
-				st.watchingDir = false
-				continue
-			}
-			// The file itself, or a Kubernetes-style "..data" symlink swap,
-			// or the file a symbolic link leads to.
-			if name := filepath.Base(ev.Name); name == base || strings.HasPrefix(name, "..") || ev.Name == st.target {
-				debounce.Reset(reloadDebounce)
-			}
-		case err, ok := <-watchErrs:
-			if !ok {
-				watchErrs = nil
-				continue
-			}
-			a.logger.Warn("keys file watcher error; the periodic check still runs", zap.Error(err))
-		case <-debounce.C:
-			a.watchTarget() // the link may now lead elsewhere
-			a.reload()
-		case <-tick:
-			a.watchDir()
-			a.reload()
-		}
-	}
+	a.watch = filewatch.Start(filewatch.Config{
+		Path:     a.keysFile,
+		Interval: a.reloadInterval,
+		Name:     "keys file",
+		LogKey:   "keys_file",
+		// A fresh install has no ./data yet; creating it (private, like
+		// `keys create` would) lets the watcher see the first key the
+		// moment it is written instead of at the next periodic check.
+		CreateDirMode: 0o700,
+		// The link the CLI writes through (keys.ResolveLink), which also
+		// names a target that does not exist yet.
+		ResolveLink: keys.ResolveLink,
+		NoNotify:    a.noNotify,
+		Reload:      a.reload,
+	}, a.logger)
 }
 
 // reload re-reads the keys file and swaps in the new set if the content

@@ -6,25 +6,20 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"go.uber.org/zap"
+
+	"github.com/fallom/fallom-collector/internal/filewatch"
 )
 
-// reloadDebounce coalesces the burst of events of one save (create temp,
-// write, rename) into one read.
-const reloadDebounce = 50 * time.Millisecond
-
 // Watcher serves the SDK file and follows its edits the way fallomauth
-// follows the keys file: it watches the file's directory (editors and
-// configuration managers replace files by rename, which a watch on the file
-// would lose) and the directory of the file a symbolic link leads to, and
-// re-reads on a timer for file systems without notifications. An edit that
+// follows the keys file (internal/filewatch): it watches the file's
+// directory (editors and configuration managers replace files by rename,
+// which a watch on the file would lose) and the directory of the file a
+// symbolic link leads to, and re-reads on a timer for file systems without
+// notifications. An edit that
 // does not validate keeps the last good file in force (fail safe) and is
 // logged with the reason, once per distinct content.
 type Watcher struct {
@@ -43,14 +38,8 @@ type Watcher struct {
 	lastRejected [sha256.Size]byte
 	missing      bool
 	refused      bool
-	watcher      *fsnotify.Watcher
-	watchingDir  bool
-	target       string
-	watchingTgt  string
 
-	stop     chan struct{}
-	stopOnce sync.Once
-	wg       sync.WaitGroup
+	watch *filewatch.Watcher // nil until Start
 }
 
 // NewWatcher returns a watcher of the SDK file at path, serving the empty
@@ -59,7 +48,7 @@ func NewWatcher(path string, interval time.Duration, logger *zap.Logger, report 
 	if report == nil {
 		report = func(error) {}
 	}
-	w := &Watcher{path: path, interval: interval, logger: logger, report: report, stop: make(chan struct{})}
+	w := &Watcher{path: path, interval: interval, logger: logger, report: report}
 	w.current.Store(Empty())
 	return w
 }
@@ -97,26 +86,18 @@ func (w *Watcher) Load() error {
 
 // Start begins watching for edits.
 func (w *Watcher) Start() {
-	var err error = errors.New("file-system notifications disabled")
-	if !w.noNotify {
-		w.watcher, err = fsnotify.NewWatcher()
-	}
-	if err != nil {
-		w.watcher = nil
-		w.logger.Warn("cannot watch the SDK file; relying on the periodic check",
-			zap.String("sdk_file", w.path), zap.Duration("reload_interval", w.interval), zap.Error(err))
-	} else {
-		w.watchDir()
-	}
-	w.wg.Add(1)
-	go w.loop()
+	w.watch = filewatch.Start(filewatch.Config{
+		Path:     w.path,
+		Interval: w.interval,
+		Name:     "SDK file",
+		LogKey:   "sdk_file",
+		NoNotify: w.noNotify,
+		Reload:   w.reload,
+	}, w.logger)
 }
 
 // Close stops watching. It is safe without Start and more than once.
-func (w *Watcher) Close() {
-	w.stopOnce.Do(func() { close(w.stop) })
-	w.wg.Wait()
-}
+func (w *Watcher) Close() { w.watch.Close() }
 
 func (w *Watcher) apply(f *File, sum [sha256.Size]byte, verb string) {
 	w.current.Store(f)
@@ -132,93 +113,6 @@ func (w *Watcher) apply(f *File, sum [sha256.Size]byte, verb string) {
 	}
 	w.logger.Info("SDK file "+verb, zap.String("sdk_file", w.path), zap.Int("projects", len(f.projects)),
 		zap.Int("configs", configs), zap.Int("prompts", prompts), zap.Int("prompt_ab_tests", tests), zap.Int("datasets", datasets))
-}
-
-func (w *Watcher) watchDir() {
-	if w.watcher == nil || w.watchingDir {
-		return
-	}
-	if err := w.watcher.Add(filepath.Dir(w.path)); err != nil {
-		return // the directory may not exist yet: the periodic check retries
-	}
-	w.watchingDir = true
-	w.watchTarget()
-}
-
-// watchTarget watches the directory of the file a symbolic link leads to,
-// when it is another directory, so edits of the target are seen at once.
-func (w *Watcher) watchTarget() {
-	if w.watcher == nil {
-		return
-	}
-	target, err := filepath.EvalSymlinks(w.path)
-	if err != nil {
-		return
-	}
-	w.target = target
-	dir := filepath.Dir(target)
-	if dir == filepath.Dir(w.path) || dir == w.watchingTgt {
-		return
-	}
-	if w.watchingTgt != "" {
-		_ = w.watcher.Remove(w.watchingTgt)
-		w.watchingTgt = ""
-	}
-	if err := w.watcher.Add(dir); err == nil {
-		w.watchingTgt = dir
-	}
-}
-
-func (w *Watcher) loop() {
-	defer w.wg.Done()
-	var events <-chan fsnotify.Event
-	var watchErrs <-chan error
-	if w.watcher != nil {
-		defer w.watcher.Close()
-		events, watchErrs = w.watcher.Events, w.watcher.Errors
-	}
-	var tick <-chan time.Time
-	if w.interval > 0 {
-		t := time.NewTicker(w.interval)
-		defer t.Stop()
-		tick = t.C
-	}
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	defer debounce.Stop()
-	dir, base := filepath.Dir(w.path), filepath.Base(w.path)
-	for {
-		select {
-		case <-w.stop:
-			return
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			if ev.Name == dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				w.watchingDir = false
-				continue
-			}
-			// The file, a Kubernetes-style "..data" symlink swap, or the
-			// file a symbolic link leads to.
-			if name := filepath.Base(ev.Name); name == base || strings.HasPrefix(name, "..") || ev.Name == w.target {
-				debounce.Reset(reloadDebounce)
-			}
-		case err, ok := <-watchErrs:
-			if !ok {
-				watchErrs = nil
-				continue
-			}
-			w.logger.Warn("SDK file watcher error; the periodic check still runs", zap.Error(err))
-		case <-debounce.C:
-			w.watchTarget()
-			w.reload()
-		case <-tick:
-			w.watchDir()
-			w.reload()
-		}
-	}
 }
 
 // reload re-reads the file and swaps in the new content if it changed and
