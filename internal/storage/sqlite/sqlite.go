@@ -244,7 +244,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Describe: "sqlite " + opts.Path, Logger: opts.Logger, Want: want,
 		Apply: s.migrate, OnReady: s.prepare,
 	}
-	if s.readDB, s.SQLReader, err = openReader(opts.Path, opts.BusyTimeout); err != nil {
+	if s.readDB, s.SQLReader, err = openReader(opts.Path, opts.BusyTimeout, s.stmtsReady.Load); err != nil {
 		s.Close()
 		return nil, err
 	}
