@@ -63,6 +63,13 @@ type apiEnv struct {
 // holding the fixture) and returns the console's base URL.
 func startConsole(t *testing.T, st backend.Config, extraKeys ...keys.Entry) string {
 	t.Helper()
+	return startConsoleWith(t, st, func(*Config) {}, extraKeys...)
+}
+
+// startConsoleWith is startConsole with the console's config changed by
+// configure before it starts.
+func startConsoleWith(t *testing.T, st backend.Config, configure func(*Config), extraKeys ...keys.Entry) string {
+	t.Helper()
 	ctx := context.Background()
 	authFactory := fallomauthextension.NewFactory()
 	authCfg := authFactory.CreateDefaultConfig().(*fallomauthextension.Config)
@@ -88,6 +95,7 @@ func startConsole(t *testing.T, st backend.Config, extraKeys ...keys.Entry) stri
 	cfg.NetAddr.Endpoint = fmt.Sprintf("127.0.0.1:%d", port)
 	cfg.Authenticator = authID
 	cfg.Storage = st
+	configure(cfg)
 	require.NoError(t, cfg.Validate())
 	ext, err := f.Create(ctx, extensiontest.NewNopSettings(f.Type()), cfg)
 	require.NoError(t, err)

@@ -34,6 +34,11 @@ type Config struct {
 	// QueryTimeout bounds one request's database work.
 	QueryTimeout time.Duration `mapstructure:"query_timeout"`
 
+	// SDKFile is the Fallom SDK file (DESIGN 6) the fallomsdk receiver
+	// serves, read here for the configured weights of the experiments
+	// analysis (watched for edits). Empty: weights are unknown.
+	SDKFile string `mapstructure:"sdk_file"`
+
 	// IngestEndpoint is the OTLP/HTTP traces URL shown to a new user in the
 	// empty states (where to send data). Display only.
 	IngestEndpoint string `mapstructure:"ingest_endpoint"`

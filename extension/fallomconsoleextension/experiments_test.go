@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/gonum/stat/distuv"
@@ -232,19 +235,25 @@ func checkWelch(t *testing.T, what string, got *welchJSON, a, b storage.Sample) 
 	require.InDelta(t, p, got.P, 1e-9, what)
 }
 
-// The page, logged in as p1: every table, the test named, figures of the
-// API shown, no figure of p2.
-func checkPage(t *testing.T, env experimentsEnv) {
+// experimentsPage logs in as p1 and returns the /experiments page.
+func experimentsPage(t *testing.T, base string) string {
+	t.Helper()
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	client := &http.Client{Jar: jar}
-	resp, err := client.PostForm(env.base+"/login", url.Values{"key": {keyP1}, "next": {"/experiments"}})
+	resp, err := client.PostForm(base+"/login", url.Values{"key": {keyP1}, "next": {"/experiments"}})
 	require.NoError(t, err)
 	page, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", page)
-	html := string(page)
+	return string(page)
+}
+
+// The page, logged in as p1: every table, the test named, figures of the
+// API shown, no figure of p2.
+func checkPage(t *testing.T, env experimentsEnv) {
+	html := experimentsPage(t, env.base)
 	for _, want := range []string{
 		`id="test-name"`, "Welch&#39;s t test", `id="config-0"`, `id="config-1"`, `id="prompt-0"`, `id="test-0"`,
 		"Config &#34;summarizer&#34; · version 1", storagetest.ModelA, storagetest.ModelB, "version 2", "variant 1",
@@ -258,4 +267,139 @@ func checkPage(t *testing.T, env experimentsEnv) {
 	require.Contains(t, html, meanText(v.CostPerSession, true))
 	require.Contains(t, html, welchText(v.VsFirst.CostPerSession))
 	require.True(t, strings.Count(html, `class="variant"`) >= 3+3+2)
+}
+
+// sdkFileYAML configures p1's experiments: summarizer v1 at 80/20 (A
+// first), skewed v1 at 50/50, the prompt A/B test at 50/50.
+func sdkFileYAML(aWeight int) string {
+	return fmt.Sprintf(`projects:
+  p1:
+    configs:
+      - key: summarizer
+        versions:
+          - version: 1
+            variants: [{model: %q, weight: %d}, {model: %q, weight: %d}]
+      - key: skewed
+        versions:
+          - version: 1
+            variants: [{model: m-a, weight: 50}, {model: m-b, weight: 50}]
+    prompts:
+      - key: onboarding
+        versions:
+          - {version: 1, system_prompt: "You help.", user_template: "Hi"}
+          - {version: 2, system_prompt: "You help more.", user_template: "Hi"}
+    prompt_ab_tests:
+      - key: onboarding-test
+        versions:
+          - version: 1
+            variants: [{prompt_key: onboarding, prompt_version: 1, weight: 50}, {prompt_key: onboarding, prompt_version: 2, weight: 50}]
+`, storagetest.ModelA, aWeight, storagetest.ModelB, 100-aWeight)
+}
+
+// With the SDK file: configured weights, variants in the file's order,
+// the sample ratio check (a mismatch warned about), and an edit of the
+// file picked up while running.
+func TestExperimentsWeightsFromSDKFile(t *testing.T) {
+	st := sqliteStorage(t)
+	h, err := backend.Acquire(context.Background(), st, nil)
+	require.NoError(t, err)
+	spans, ev := storagetest.WriteExperimentFixture(t, h.Store())
+	// skewed: 150 sessions on m-a, 50 on m-b against 50/50.
+	var skew storage.Events
+	for i := range 200 {
+		model := "m-a"
+		if i >= 150 {
+			model = "m-b"
+		}
+		skew.Assignments = append(skew.Assignments, storage.Assignment{ProjectID: "p1", ConfigKey: "skewed", ConfigVersion: 1,
+			SessionID: fmt.Sprintf("skew-%d", i), AssignedModel: model, ReceivedAtUnixNano: storagetest.Base.UnixNano() + int64(i)})
+	}
+	_, err = h.Store().(storage.EventWriter).WriteEvents(context.Background(), skew)
+	require.NoError(t, err)
+	require.NoError(t, h.Release())
+	sdkFile := filepath.Join(t.TempDir(), "sdk.yaml")
+	require.NoError(t, os.WriteFile(sdkFile, []byte(sdkFileYAML(80)), 0o600))
+	env := experimentsEnv{apiEnv: apiEnv{base: startConsoleWith(t, st, func(c *Config) { c.SDKFile = sdkFile })}, spans: spans, ev: ev}
+
+	var rep experimentsJSON
+	getJSON(t, env.apiEnv, keyP1, "/api/v1/experiments", &rep)
+	byName := map[string]configJSON{}
+	for _, c := range rep.Configs {
+		byName[fmt.Sprintf("%s/%d", c.ConfigKey, c.ConfigVersion)] = c
+	}
+	models := storagetest.ExpectedArms(spans, ev, "p1", "model")
+	arm := func(version int64, model string) *storage.Arm {
+		for i := range models {
+			if models[i].Key == "summarizer" && models[i].Version == version && models[i].Model == model {
+				return &models[i]
+			}
+		}
+		t.Fatalf("no expected arm %d %s", version, model)
+		return nil
+	}
+
+	s1 := byName["summarizer/1"]
+	require.Equal(t, "sdk_file", s1.WeightsSource)
+	require.Len(t, s1.Variants, 2)
+	require.Equal(t, storagetest.ModelA, *s1.Variants[0].Model, "the file's first variant is the baseline")
+	require.Equal(t, 80.0, *s1.Variants[0].Weight)
+	require.Equal(t, 20.0, *s1.Variants[1].Weight)
+	checkFigures(t, "A", s1.Variants[0].figuresJSON, arm(1, storagetest.ModelA), nil)
+	checkFigures(t, "B against A", s1.Variants[1].figuresJSON, arm(1, storagetest.ModelB), arm(1, storagetest.ModelA))
+	// 8 and 8 assigned against 80/20: expected 12.8 and 3.2,
+	// chi² = 4.8²/12.8 + 4.8²/3.2 = 9, df 1, p = erfc(sqrt(9/2)) ≈ 0.0027.
+	m := s1.SampleRatioMismatch
+	require.NotNil(t, m)
+	require.Equal(t, []int64{8, 8}, m.Observed)
+	require.InDeltaSlice(t, []float64{12.8, 3.2}, m.Expected, 1e-9)
+	require.InDelta(t, 9.0, *m.ChiSquare, 1e-9)
+	require.Equal(t, 1, m.DF)
+	require.InDelta(t, math.Erfc(math.Sqrt(4.5)), m.P, 1e-12)
+	require.False(t, m.Mismatch)
+
+	// 150/50 against 50/50: chi² = 2 * 50²/100 = 50, p = erfc(5): a mismatch.
+	sk := byName["skewed/1"]
+	require.NotNil(t, sk.SampleRatioMismatch)
+	require.InDelta(t, 50.0, *sk.SampleRatioMismatch.ChiSquare, 1e-9)
+	require.InDelta(t, math.Erfc(5), sk.SampleRatioMismatch.P, 1e-15)
+	require.True(t, sk.SampleRatioMismatch.Mismatch)
+	require.Len(t, rep.Warnings, 1)
+	require.Contains(t, rep.Warnings[0], `config "skewed" version 1`)
+
+	// Version 2 is not in the file: weights unknown.
+	require.Equal(t, "unknown", byName["summarizer/2"].WeightsSource)
+	require.Nil(t, byName["summarizer/2"].SampleRatioMismatch)
+
+	// The prompt test: 3 and 3 sessions against 50/50.
+	require.Len(t, rep.PromptABTests, 1)
+	pt := rep.PromptABTests[0]
+	require.Equal(t, "sdk_file", pt.WeightsSource)
+	require.Equal(t, []int64{3, 3}, pt.SampleRatioMismatch.Observed)
+	require.InDelta(t, 0.0, *pt.SampleRatioMismatch.ChiSquare, 1e-12)
+	require.InDelta(t, 1.0, pt.SampleRatioMismatch.P, 1e-12)
+
+	html := experimentsPage(t, env.base)
+	require.Contains(t, html, `class="warning srm-warning"`)
+	require.Contains(t, html, "SAMPLE RATIO MISMATCH")
+	require.Contains(t, html, "χ² = 9.00, df = 1, p = 0.0027 — assignment follows the weights")
+	require.Contains(t, html, "weights from the SDK file")
+
+	// An edit of the file (50/50) is picked up while running.
+	require.NoError(t, os.WriteFile(sdkFile, []byte(sdkFileYAML(50)), 0o600))
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var again experimentsJSON
+		getJSON(t, env.apiEnv, keyP1, "/api/v1/experiments", &again)
+		var w float64
+		for _, c := range again.Configs {
+			if c.ConfigKey == "summarizer" && c.ConfigVersion == 1 {
+				w = *c.Variants[0].Weight
+			}
+		}
+		if w == 50 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the edited SDK file was not picked up (weight %v)", w)
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/extension"
 	"go.uber.org/zap"
 
+	"github.com/fallom/fallom-collector/internal/sdkfile"
 	"github.com/fallom/fallom-collector/internal/storage"
 	"github.com/fallom/fallom-collector/internal/storage/backend"
 )
@@ -31,6 +32,7 @@ type console struct {
 	// weights are the configured variant weights of the experiments
 	// analysis (nil: unknown).
 	weights  weightSource
+	sdkFile  *sdkfile.Watcher // nil: no sdk_file
 	release  func() error
 	sessions *sessionStore
 	pages    *pageSet
@@ -59,6 +61,7 @@ func (c *console) Start(ctx context.Context, host component.Host) error {
 	if err != nil {
 		return err
 	}
+	c.startSDKFile()
 	ln, err := c.cfg.ServerConfig.ToListener(ctx)
 	if err != nil {
 		_ = c.release()
@@ -101,6 +104,9 @@ func (c *console) Shutdown(ctx context.Context) error {
 				_ = c.server.Close()
 			}
 			<-c.done
+		}
+		if c.sdkFile != nil {
+			c.sdkFile.Close()
 		}
 		if c.release != nil {
 			err = c.release()

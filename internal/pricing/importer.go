@@ -57,12 +57,14 @@ type PriceList struct {
 	// (negative, not a number, not finite): the import writes nothing.
 	Invalid []error
 	// Refused holds one error per model whose price fails the per-token
-	// sanity guard (over MaxPerToken, or 100x the built-in price: a
-	// per-million or per-1K price in a per-token field). The lists carry
-	// such mistakes (LiteLLM's wandb/* entries in 2026); they are left out.
+	// sanity guard (checkPrice: over MaxPerToken, 100x the built-in price,
+	// an unknown model above the dearest known prices, a cache read above
+	// input or a cache write above 2.5x input: a per-million or per-1K price
+	// in a per-token field). The lists carry such mistakes (LiteLLM's wandb/*
+	// entries in 2026); they are left out.
 	Refused []error
 	// Warnings are about prices that are kept but deserve a look (digits a
-	// float64 cannot hold, odd cache ratios).
+	// float64 cannot hold).
 	Warnings []string
 	// Notes count price features a computed cost does not include (per-
 	// request fees, long-context tiers...), by description.
@@ -356,12 +358,6 @@ func (l *PriceList) add(im ImportedModel) {
 	if err := checkPrice(im.Name, p); err != nil {
 		l.Refused = append(l.Refused, fmt.Errorf("model %q: %w", im.Name, err))
 		return
-	}
-	if p.HasCacheRead && p.CacheRead > p.Input {
-		l.Warnings = append(l.Warnings, fmt.Sprintf("model %q: cache_read price %s is above its input price %s (cache reads are normally discounted)", im.Name, im.Prices[fieldCacheRead], im.Prices[fieldInput]))
-	}
-	if p.HasCacheWrite1h && p.Input > 0 && p.CacheWrite1h > 4*p.Input {
-		l.Warnings = append(l.Warnings, fmt.Sprintf("model %q: cache_write_1h price %s is %.0fx its input price %s (Anthropic charges 2x)", im.Name, im.Prices[fieldCacheWrite1h], p.CacheWrite1h/p.Input, im.Prices[fieldInput]))
 	}
 	l.Models = append(l.Models, im)
 }

@@ -434,8 +434,33 @@ const MaxPerToken = 0.001
 // unitMistakeRatio: a price this many times the built-in price of the same
 // model is a unit mistake (per 1K tokens is 1000x, per million 1,000,000x),
 // not a different price list. It catches per-1K prices of cheap models,
-// which MaxPerToken alone cannot tell from the dearest real prices.
+// which MaxPerToken alone cannot tell from the dearest real prices. It
+// applies to every field, cache prices included (a cache price the table
+// does not list is compared with the price that applies instead).
 const unitMistakeRatio = 100
+
+// The dearest list prices known (o1-pro: USD 150 / 600 per million tokens),
+// and the margin above them that a price of a model the built-in table does
+// not know may reach. A per-1K price typed as per-token is 1000x the real
+// one: for a model under USD 1 per million tokens it stays under
+// MaxPerToken, and nothing but its size tells it from a real price. So an
+// unknown model's input (and cache) price above 1.25 x USD 150 per million,
+// or output price above 1.25 x USD 600 per million, is refused: that refuses
+// the per-1K prices of every model over about USD 0.19 / 0.75 per million.
+// Below that, a per-1K typo of an unknown model looks like a price between
+// today's dearest ones and is accepted (known models have the 100x check).
+const (
+	dearestKnownInput  = 150e-6
+	dearestKnownOutput = 600e-6
+	dearestMargin      = 1.25
+	maxInputPerToken   = dearestMargin * dearestKnownInput
+	maxOutputPerToken  = dearestMargin * dearestKnownOutput
+)
+
+// maxCacheWriteRatio: a cache write costs at most this many times the input
+// price (Anthropic: 1.25x for 5 minutes, 2x for 1 hour). A cache read costs
+// at most the input price (it is a discount on input).
+const maxCacheWriteRatio = 2.5
 
 // namedPrice is one price of a Price under its pricing-file name.
 type namedPrice struct {
@@ -462,23 +487,86 @@ func validPrice(p Price) error {
 	return nil
 }
 
-// checkPrice is validPrice plus a comparison with the built-in price of the
-// same model, which catches per-1K prices that are below MaxPerToken.
+// checkPrice is validPrice plus the checks that catch per-1K prices below
+// MaxPerToken: against the built-in price of the same model (every field),
+// against the dearest known prices (models the table does not know), and
+// the cache prices against the model's own input price.
 func checkPrice(name string, p Price) error {
 	if err := validPrice(p); err != nil {
 		return err
 	}
-	b, ok := Builtin().Lookup(name)
-	if !ok {
-		return nil
+	if b, ok := Builtin().Lookup(name); ok {
+		for i, f := range p.fields() {
+			if f.v == 0 || !p.has(i) {
+				continue
+			}
+			ref := b.effective(i)
+			// The tolerance keeps an exact 100x (0.0006 against 6e-06)
+			// from slipping through float rounding.
+			if ref > 0 && f.v >= unitMistakeRatio*ref*(1-1e-9) {
+				return fmt.Errorf("%s price %v USD per token is %.0fx the built-in price of this model (%v): prices are per token, not per 1K tokens", f.name, f.v, f.v/ref, ref)
+			}
+		}
+	} else {
+		for i, f := range p.fields() {
+			limit, of := maxInputPerToken, "input"
+			if i == 1 {
+				limit, of = maxOutputPerToken, "output"
+			}
+			if p.has(i) && f.v > limit {
+				return fmt.Errorf("%s price %v USD per token is above the dearest known %s price (USD %g per million tokens) by more than %gx: prices are per token, not per 1K tokens", f.name, f.v, of, limit/dearestMargin*1e6, dearestMargin)
+			}
+		}
 	}
-	for _, c := range []struct {
-		field      string
-		v, builtin float64
-	}{{"input", p.Input, b.Input}, {"output", p.Output, b.Output}} {
-		if c.builtin > 0 && c.v >= unitMistakeRatio*c.builtin {
-			return fmt.Errorf("%s price %v USD per token is %.0fx the built-in price of this model (%v): prices are per token, not per 1K tokens", c.field, c.v, c.v/c.builtin, c.builtin)
+	if p.HasCacheRead && p.CacheRead > p.Input {
+		return fmt.Errorf("cache_read price %v USD per token is above its input price %v: a cache read is discounted input (is one of them per 1K tokens?)", p.CacheRead, p.Input)
+	}
+	for _, w := range []struct {
+		name string
+		v    float64
+		has  bool
+	}{{"cache_write", p.CacheWrite, p.HasCacheWrite}, {"cache_write_1h", p.CacheWrite1h, p.HasCacheWrite1h}} {
+		if w.has && w.v > maxCacheWriteRatio*p.Input {
+			return fmt.Errorf("%s price %v USD per token is %.3gx its input price %v: cache writes cost at most %gx input (Anthropic: 1.25x for 5 minutes, 2x for 1 hour; is one of them per 1K tokens?)", w.name, w.v, w.v/p.Input, p.Input, maxCacheWriteRatio)
 		}
 	}
 	return nil
+}
+
+// has reports whether the i-th price of fields() was given (input and
+// output always are).
+func (p Price) has(i int) bool {
+	switch i {
+	case 2:
+		return p.HasCacheRead
+	case 3:
+		return p.HasCacheWrite
+	case 4:
+		return p.HasCacheWrite1h
+	}
+	return true
+}
+
+// effective is the price that applies to the tokens of the i-th field of
+// fields(): a cache price not listed falls back as Cost does (reads and
+// writes to input, 1-hour writes to the cache-write price).
+func (p Price) effective(i int) float64 {
+	switch i {
+	case 1:
+		return p.Output
+	case 2:
+		if p.HasCacheRead {
+			return p.CacheRead
+		}
+	case 4:
+		if p.HasCacheWrite1h {
+			return p.CacheWrite1h
+		}
+		fallthrough
+	case 3:
+		if p.HasCacheWrite {
+			return p.CacheWrite
+		}
+	}
+	return p.Input
 }

@@ -292,6 +292,43 @@ func TestParseRefusesPerThousandPrices(t *testing.T) {
 	assert.NoError(t, err)
 }
 
+// Issue 16.9, the holes of the per-1K guard: cache prices of known models
+// (the 100x check covered input and output only), cache prices out of line
+// with the model's own input price, and unknown models priced above the
+// dearest model known.
+func TestParseRefusesImplausibleCacheAndUnknownPrices(t *testing.T) {
+	for doc, want := range map[string]string{
+		// gpt-4o-mini's cache read at $0.075/M typed per 1K.
+		"models: {gpt-4o-mini: {input: 1.5e-7, output: 6e-7, cache_read: 0.000075}}": `model "gpt-4o-mini": cache_read price 7.5e-05 USD per token is 1000x the built-in price of this model`,
+		// Sonnet 4.5's 1-hour write at $6/M typed per 1K.
+		"models: {claude-sonnet-4-5: {input: 3e-6, output: 1.5e-5, cache_write_1h: 0.0006}}": `model "claude-sonnet-4-5": cache_write_1h price 0.0006 USD per token is 100x the built-in price of this model`,
+		"models: {claude-sonnet-4-5: {input: 3e-6, output: 1.5e-5, cache_write: 0.00375}}":   `model "claude-sonnet-4-5": cache_write price 0.00375 USD per token is implausibly high`,
+		// Cache prices against the model's own input price, known or not.
+		"models: {acme/m: {input: 1e-6, output: 2e-6, cache_read: 2e-6}}":     `model "acme/m": cache_read price 2e-06 USD per token is above its input price 1e-06`,
+		"models: {acme/m: {input: 1e-6, output: 2e-6, cache_write: 3e-6}}":    `model "acme/m": cache_write price 3e-06 USD per token is 3x its input price 1e-06`,
+		"models: {acme/m: {input: 1e-6, output: 2e-6, cache_write_1h: 1e-5}}": `model "acme/m": cache_write_1h price 1e-05 USD per token is 10x its input price 1e-06`,
+		"models: {acme/free: {input: 0, output: 0, cache_read: 1e-7}}":        `model "acme/free": cache_read price 1e-07 USD per token is above its input price 0`,
+		// An unknown model under $1/M priced per 1K: above the dearest known.
+		"models: {acme/cheap-ft: {input: 0.0002, output: 0.0008}}": `model "acme/cheap-ft": input price 0.0002 USD per token is above the dearest known input price`,
+		"models: {acme/cheap-ft: {input: 1e-7, output: 0.0008}}":   `model "acme/cheap-ft": output price 0.0008 USD per token is above the dearest known output price`,
+	} {
+		_, err := Parse([]byte(doc))
+		if assert.Error(t, err, doc) {
+			assert.Contains(t, err.Error(), want, doc)
+		}
+	}
+	// Real cache prices pass: Anthropic's (5m 1.25x, 1h 2x, read 0.1x),
+	// OpenAI's discounted reads, a cache write at the input price, and
+	// o1-pro, the dearest list price known.
+	_, err := Parse([]byte(`models:
+  claude-sonnet-4-5: {input: 3e-6, output: 1.5e-5, cache_read: 3e-7, cache_write: 3.75e-6, cache_write_1h: 6e-6}
+  gpt-4o-mini: {input: 1.5e-7, output: 6e-7, cache_read: 7.5e-8}
+  acme/m: {input: 1e-6, output: 2e-6, cache_read: 1e-6, cache_write: 1e-6}
+  o1-pro: {input: 0.00015, output: 0.0006}
+`))
+	assert.NoError(t, err)
+}
+
 func TestPricesRecordTheirSource(t *testing.T) {
 	for _, r := range builtinRows {
 		assert.NotEmpty(t, r.source, "row %s says where its prices come from", r.slug)

@@ -78,6 +78,18 @@ func (st *spanState) keepUnstored(m *mapped) {
 			if win.kind == r.kind && win.kind != ckAny && text == valueText(win.v) {
 				continue // the stored text itself, repeated (OpenRouter span.input)
 			}
+			if r.kind == ckOpenRouter && onlyOpenRouterMembers(text) {
+				// OpenRouter's span.output beside a gen_ai.completion that
+				// also echoes the request: sliced, not decoded.
+				storedText, defRole := m.prompt, rolePrompt
+				if r.role == toCompletion {
+					storedText, defRole = m.completion, roleCompletion
+				}
+				var h hints // facts of a source that is not stored are not used
+				if normalizeContent(r.kind, r.v, defRole, &h) == storedText {
+					continue
+				}
+			}
 			r.keep = holdsMoreThanMessages(text) || !textsStored(text, stored(r.role))
 		}
 	}
@@ -224,4 +236,19 @@ func emptyJSON(v any) bool {
 		return len(x) == 0
 	}
 	return false
+}
+
+// onlyOpenRouterMembers: holdsMoreThanMessages for the OpenRouter shapes,
+// with the scanner instead of a decode.
+func onlyOpenRouterMembers(text string) bool {
+	only := true
+	ok := forEachMember(text, func(key string, start, end int) bool {
+		switch text[start:end] {
+		case "null", `""`, "[]", "{}":
+			return true
+		}
+		only = containerMembers[key]
+		return only
+	})
+	return ok && only
 }

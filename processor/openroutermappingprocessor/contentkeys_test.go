@@ -403,3 +403,23 @@ func TestLowerContentSourceKeptWhenItHoldsMore(t *testing.T) {
 	})
 	assert.NotContains(t, attrs, "input.value", "input.value holds only the stored messages")
 }
+
+// The OpenRouter completion is stored from gen_ai.completion, which also
+// echoes the request (rawRequest); span.output holds the same completion
+// without it and is removed, trace.output with a request parameter more is
+// kept.
+func TestOpenRouterLowerSourcesBesideRawRequest(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	attrs := mapOne(t, p, map[string]any{
+		"span.type": "generation", "gen_ai.request.model": "openai/gpt-4o",
+		"gen_ai.prompt":     `{"messages":[{"role":"user","content":"hi"}]}`,
+		"gen_ai.completion": `{"completion":"hello","reasoning":null,"toolCalls":[],"rawRequest":{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}}`,
+		"span.output":       `{"completion":"hello","reasoning":null,"toolCalls":[]}`,
+		"trace.output":      `{"completion":"hello","reasoning":null,"toolCalls":[],"temperature":0.2}`,
+	})
+	assert.JSONEq(t, `[{"role":"assistant","content":"hello"}]`, attrs[fallomattr.Completion].(string))
+	assert.NotContains(t, attrs, "gen_ai.completion")
+	assert.NotContains(t, attrs, "span.output", "the stored completion, once more")
+	assert.Contains(t, attrs, "trace.output", "carries a parameter that was not stored")
+	assert.Equal(t, true, attrs[fallomattr.Streamed])
+}

@@ -741,6 +741,15 @@ func TestFallomSDKOTLPAndLegacyKeys(t *testing.T) {
 	})
 	assert.Equal(t, false, outer[fallomattr.IsGeneration], "the AI SDK's outer span aggregates its calls")
 
+	// TS 0.1.x TraceData carried its own counts (FALLOM_SDK.md 5.3), kept
+	// by the receiver as fallom.<field>.
+	old := mapOne(t, p, map[string]any{
+		"fallom.config_key": "app", "fallom.session_id": "s4", "fallom.kind": "llm", "fallom.model": "gpt-4o",
+		"fallom.prompt_tokens": int64(100), "fallom.completion_tokens": int64(20), "fallom.total_tokens": int64(120),
+	})
+	assert.Equal(t, tok(int64(100), int64(20), int64(120), nil, nil, nil), tokensOf(old))
+	assert.Equal(t, "computed", old[fallomattr.CostSource])
+
 	legacy := mapOne(t, p, map[string]any{
 		"fallom.config_key": "app", "fallom.session_id": "s2",
 		"fallom.prompt_ab_test": "t1", "fallom.prompt_variant": int64(2),

@@ -166,6 +166,7 @@ var fieldSpecs = []fieldSpec{
 		"ai.usage.promptTokens",      // Vercel v3-v4
 		"llm.usage.prompt_tokens",
 		"trace.metadata.openrouter_generation.tokens_prompt",
+		"fallom.prompt_tokens", // Fallom SDK TS 0.1.x TraceData (FALLOM_SDK.md 5.3); total_tokens is fallom.total_tokens
 	)},
 	{fOutputTokens, rInt, keys(
 		"fallom.output_tokens",
@@ -176,6 +177,7 @@ var fieldSpecs = []fieldSpec{
 		"ai.usage.completionTokens",
 		"llm.usage.completion_tokens",
 		"trace.metadata.openrouter_generation.tokens_completion",
+		"fallom.completion_tokens",
 	)},
 	{fTotalTokens, rInt, keys(
 		"fallom.total_tokens",
@@ -365,6 +367,7 @@ var embeddedSpecs = []embeddedSpec{
 	{fProviderMetadata, "anthropic.usage.cache_read_input_tokens", fCachedTokens, rInt},
 	{fProviderMetadata, "anthropic.cacheCreationInputTokens", fCacheWriteTokens, rInt},
 	{fProviderMetadata, "anthropic.usage.cache_creation_input_tokens", fCacheWriteTokens, rInt},
+	{fProviderMetadata, "anthropic.usage.cache_creation.ephemeral_1h_input_tokens", fCacheWrite1h, rInt}, // part of the writes, priced at the 1-hour price
 	{fProviderMetadata, "bedrock.usage.cacheWriteInputTokens", fCacheWriteTokens, rInt},
 	{fProviderMetadata, "google.usageMetadata.candidatesTokenCount", fOutputText, rInt}, // Gemini's candidates leave thoughts out
 	{fProviderMetadata, "vertex.usageMetadata.candidatesTokenCount", fOutputText, rInt},

@@ -207,6 +207,36 @@ func TestSemconvRegistryAdditions(t *testing.T) {
 	}
 }
 
+// Issue 16.9b: Anthropic's raw usage splits its cache writes by lifetime
+// (cache_creation.ephemeral_5m/1h_input_tokens); 1-hour writes cost 2x input,
+// not the 5-minute 1.25x. Read where the raw usage arrives: Vercel's
+// providerMetadata and Langfuse's usage details.
+func TestAnthropicOneHourCacheWritesPriced(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	// Sonnet 4.5: input $3/M, 5-minute writes $3.75/M, 1-hour writes $6/M.
+	wantIn := 100*perM(3) + 500*perM(3.75) + 1500*perM(6)
+	usage := `{"input_tokens":100,"output_tokens":10,"cache_read_input_tokens":0,"cache_creation_input_tokens":2000,"cache_creation":{"ephemeral_5m_input_tokens":500,"ephemeral_1h_input_tokens":1500}}`
+
+	vercel := mapOne(t, p, map[string]any{
+		"ai.operationId": "ai.generateText.doGenerate", "ai.model.id": "claude-sonnet-4-5", "ai.model.provider": "anthropic.messages",
+		"ai.usage.inputTokens": int64(100), "ai.usage.outputTokens": int64(10),
+		"ai.response.providerMetadata": `{"anthropic":{"usage":` + usage + `,"cacheCreationInputTokens":2000}}`,
+	})
+	assert.Equal(t, int64(2000), vercel[fallomattr.CacheWriteInputTokens])
+	assert.Equal(t, int64(2100), vercel[fallomattr.InputTokens])
+	assert.InDelta(t, wantIn, vercel[fallomattr.InputCostUSD], 1e-12, "Vercel: 1-hour writes at the 1-hour price")
+
+	lf := mapOne(t, p, map[string]any{
+		"langfuse.observation.type":          "generation",
+		"langfuse.observation.model.name":    "claude-sonnet-4-5",
+		"langfuse.observation.usage_details": usage,
+	})
+	assert.Equal(t, int64(2000), lf[fallomattr.CacheWriteInputTokens])
+	assert.Equal(t, int64(2100), lf[fallomattr.InputTokens])
+	assert.InDelta(t, wantIn, lf[fallomattr.InputCostUSD], 1e-12, "Langfuse: 1-hour writes at the 1-hour price")
+
+}
+
 func TestEventsKeepFinishReasonWithDropContent(t *testing.T) {
 	cfg := createDefaultConfig()
 	cfg.DropContent = true

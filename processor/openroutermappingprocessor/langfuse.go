@@ -33,8 +33,12 @@ type usageShape struct {
 
 type usageMember struct {
 	path  string // member names joined by "."
-	token int    // tIn, tOut, ...
+	token int    // tIn, tOut, ..., or tCacheWrite1h
 }
+
+// tCacheWrite1h: a usage member that is the part of the cache writes kept
+// one hour (priced apart, mapped.cacheWrite1h), not one of the six counts.
+const tCacheWrite1h = tReasoning + 1
 
 var usageShapes = []usageShape{
 	{
@@ -52,10 +56,11 @@ var usageShapes = []usageShape{
 		// input_tokens leaves cache_read_input_tokens and
 		// cache_creation_input_tokens out.
 		name:    "Anthropic Messages usage",
-		markers: []string{"cache_read_input_tokens", "cache_creation_input_tokens"},
+		markers: []string{"cache_read_input_tokens", "cache_creation_input_tokens", "cache_creation"},
 		members: []usageMember{
 			{"input_tokens", tIn}, {"output_tokens", tOut},
 			{"cache_read_input_tokens", tCached}, {"cache_creation_input_tokens", tCacheWrite},
+			{"cache_creation.ephemeral_1h_input_tokens", tCacheWrite1h}, // part of the writes
 		},
 		counting: inputOmitsCache,
 	},
@@ -126,8 +131,8 @@ func langfuseUsage(s string, m *mapped) {
 		return
 	}
 	var (
-		vals [6]float64
-		has  [6]bool
+		vals [tCacheWrite1h + 1]float64
+		has  [tCacheWrite1h + 1]bool
 	)
 	shape := shapeOf(obj)
 	if shape != nil {
@@ -163,7 +168,13 @@ func langfuseUsage(s string, m *mapped) {
 		}
 		vals[tTotal], has[tTotal] = jsonCount(obj["total"])
 	}
-	for i := range vals {
+	if has[tCacheWrite1h] && m.cacheWrite1h == 0 {
+		// An attribute's 1-hour count, read after this, wins.
+		if n, whole := attrvalue.WholeFloat(min(vals[tCacheWrite1h], float64(maxTokens))); whole {
+			m.cacheWrite1h = n
+		}
+	}
+	for i := range m.tokens {
 		if has[i] && !m.hasTokens[i] {
 			if n, whole := attrvalue.WholeFloat(min(vals[i], float64(maxTokens))); whole {
 				m.tokens[i], m.hasTokens[i] = n, true

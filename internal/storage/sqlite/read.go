@@ -29,7 +29,10 @@ var sqliteDialect = storage.ReadDialect{
 // query_only connections to the same file, so reads never queue behind the
 // single writer connection (in WAL mode a reader sees the last commit and
 // holds no lock the writer waits for).
-func openReader(path string, busy time.Duration) (*sql.DB, *storage.SQLReader, error) {
+//
+// indexesReady reports whether the migrations are done: until then (an
+// upgrade building the v5 indexes of a large table) the reads name no index.
+func openReader(path string, busy time.Duration, indexesReady func() bool) (*sql.DB, *storage.SQLReader, error) {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	q.Add("_pragma", "query_only(1)")
@@ -42,7 +45,14 @@ func openReader(path string, busy time.Duration) (*sql.DB, *storage.SQLReader, e
 	db.SetMaxOpenConns(readConns)
 	db.SetMaxIdleConns(readConns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return db, storage.NewSQLReader(sqlQuerier{db}, sqliteDialect), nil
+	d := sqliteDialect
+	d.UseIndex = func(index string) string {
+		if !indexesReady() {
+			return "spans"
+		}
+		return "spans INDEXED BY " + index
+	}
+	return db, storage.NewSQLReader(sqlQuerier{db}, d), nil
 }
 
 type sqlQuerier struct{ db *sql.DB }
