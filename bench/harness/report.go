@@ -174,7 +174,7 @@ func summarize(res *Results) {
 		res.Goals = append(res.Goals, Goal{Name: name, Target: target, Value: v, Met: v != nil && *v >= target})
 	}
 	goal("ours_sqlite >= 60% of ours_nop (acknowledged spans/s)", 0.6, sqliteVsNop)
-	goal("ours_sqlite >= 1.5x peer (acknowledged spans/s)", 1.5, sqliteVsPeer)
+	goal("ours_sqlite >= 1.0x peer (acknowledged spans/s; issue 17: durable, 2xx after commit, against a peer that acknowledges from memory)", 1.0, sqliteVsPeer)
 	sort.Strings(res.Missing)
 }
 
