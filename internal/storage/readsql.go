@@ -102,15 +102,24 @@ func (r *SQLReader) qTerm(q *query, s string) string {
 
 func and(terms []string) string { return strings.Join(terms, " AND ") }
 
-// genIndex is the covering index of the generations (migration 5).
-const genIndex = "spans_gen_start"
+// The covering indexes of the generations (migration 5).
+const (
+	genIndex         = "spans_gen_start"
+	genSessionIndex  = "spans_gen_session"
+	genCustomerIndex = "spans_gen_customer"
+)
 
 // genFrom is the FROM term of a read of the generations f selects: through
-// the covering start-time index, unless f names a session or a customer
-// (the planner then takes that column's index, which holds a few rows).
+// the session's or the customer's index when f names one (a few rows), else
+// through the covering start-time index.
 func (r *SQLReader) genFrom(f *Filter) string {
-	if f.SessionID != "" || f.CustomerID != "" || r.d.UseIndex == nil {
+	switch {
+	case r.d.UseIndex == nil:
 		return "spans"
+	case f.SessionID != "":
+		return r.d.UseIndex(genSessionIndex)
+	case f.CustomerID != "":
+		return r.d.UseIndex(genCustomerIndex)
 	}
 	return r.d.UseIndex(genIndex)
 }
