@@ -60,7 +60,7 @@ func newFallomExporter(cfg *Config, set component.TelemetrySettings) (*fallomExp
 		return nil, err
 	}
 	retained, err := meter.Int64Counter("fallom_exporter_retention_rows",
-		metric.WithDescription("Rows changed by retention, by action: content_cleared, deleted."),
+		metric.WithDescription("Rows changed by retention, by action (content_cleared, deleted) and table (spans, eval_runs, session_metrics, assignment_calls, assignments)."),
 		metric.WithUnit("{row}"))
 	if err != nil {
 		return nil, err
@@ -205,11 +205,21 @@ func (e *fallomExporter) applyRetention(ctx context.Context) {
 		BatchSize:    r.BatchSize,
 		Now:          e.now(),
 	})
-	if res.ContentCleared > 0 {
-		e.retained.Add(ctx, res.ContentCleared, metric.WithAttributes(attribute.String("action", "content_cleared")))
-	}
-	if res.SpansDeleted > 0 {
-		e.retained.Add(ctx, res.SpansDeleted, metric.WithAttributes(attribute.String("action", "deleted")))
+	for _, c := range []struct {
+		table, action string
+		rows          int64
+	}{
+		{"spans", "content_cleared", res.ContentCleared},
+		{"spans", "deleted", res.SpansDeleted},
+		{"eval_runs", "content_cleared", res.EvalContentCleared},
+		{"eval_runs", "deleted", res.EvalRunsDeleted},
+		{"session_metrics", "deleted", res.SessionMetricsDeleted},
+		{"assignment_calls", "deleted", res.AssignmentCallsDeleted},
+		{"assignments", "deleted", res.AssignmentsDeleted},
+	} {
+		if c.rows > 0 {
+			e.retained.Add(ctx, c.rows, metric.WithAttributes(attribute.String("action", c.action), attribute.String("table", c.table)))
+		}
 	}
 	if err != nil && ctx.Err() == nil {
 		e.logger.Warn("retention pass failed; it runs again at the next interval", zap.Error(err))
@@ -219,7 +229,10 @@ func (e *fallomExporter) applyRetention(ctx context.Context) {
 		e.logger.Debug("retention pass skipped: another collector sharing the database is running one")
 		return
 	}
-	if res.ContentCleared > 0 || res.SpansDeleted > 0 {
-		e.logger.Info("retention pass", zap.Int64("content_cleared", res.ContentCleared), zap.Int64("spans_deleted", res.SpansDeleted))
+	if res != (storage.RetentionResult{}) {
+		e.logger.Info("retention pass", zap.Int64("content_cleared", res.ContentCleared), zap.Int64("spans_deleted", res.SpansDeleted),
+			zap.Int64("eval_content_cleared", res.EvalContentCleared), zap.Int64("eval_runs_deleted", res.EvalRunsDeleted),
+			zap.Int64("session_metrics_deleted", res.SessionMetricsDeleted),
+			zap.Int64("assignment_calls_deleted", res.AssignmentCallsDeleted), zap.Int64("assignments_deleted", res.AssignmentsDeleted))
 	}
 }

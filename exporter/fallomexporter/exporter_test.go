@@ -392,15 +392,7 @@ func errorf(format string, args ...any) error { return fmt.Errorf(format, args..
 // time the collector stored them; usage_daily stays.
 func TestRetentionFromConfig(t *testing.T) {
 	cfg, path := sqliteConfig(t)
-	cfg.Retention = RetentionConfig{ContentDays: 7, SpanDays: 30, Interval: time.Hour, BatchSize: 2}
-	exp, err := newFallomExporter(cfg, componenttest.NewNopTelemetrySettings())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := exp.start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
-	defer exp.shutdown(context.Background())
+	exp := startRetentionExporter(t, cfg)
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	for i, age := range []int{1, 10, 40} {
 		exp.now = func() time.Time { return now.Add(-time.Duration(age) * 24 * time.Hour) }
@@ -416,6 +408,23 @@ func TestRetentionFromConfig(t *testing.T) {
 	if rows != 12 || withPrompt != 2 || gens != 6 {
 		t.Fatalf("after retention: %d rows, %d with a prompt, %d generations in usage_daily; want 12, 2, 6", rows, withPrompt, gens)
 	}
+}
+
+// startRetentionExporter starts the exporter of cfg with retention of
+// content after 7 days and spans after 30, in batches of 2; the test runs
+// its passes (applyRetention) at the times it sets.
+func startRetentionExporter(t *testing.T, cfg *Config) *fallomExporter {
+	t.Helper()
+	cfg.Retention = RetentionConfig{ContentDays: 7, SpanDays: 30, Interval: time.Hour, BatchSize: 2}
+	exp, err := newFallomExporter(cfg, componenttest.NewNopTelemetrySettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exp.shutdown(context.Background()) }) //nolint:errcheck // the test is over
+	return exp
 }
 
 // A PostgreSQL that is not there yet does not stop the collector from

@@ -251,3 +251,38 @@ func TestSDKEventsReceiverStatusCodes(t *testing.T) {
 		t.Fatalf("record without a project: %d %s, want 400 saying so", code, body)
 	}
 }
+
+// Retention configured in days covers the Fallom SDK tables: content_days
+// clears an eval run's body (the eval inputs and outputs) and keeps the run;
+// span_days deletes the events older than the spans.
+func TestRetentionCoversSDKEvents(t *testing.T) {
+	cfg, path := sqliteConfig(t)
+	exp := startRetentionExporter(t, cfg)
+	if err := exp.pushLogs(context.Background(), sdkLogs("acme", func(r plog.LogRecordSlice) {
+		assignment(r, "session-123", "gpt-4o", 1)
+		sessionMetric(r, "session-123", "outlier_score", 0.8, 2)
+		evalRun(r, "run-1", 3)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	db := openDB(t, path)
+	count := func() (n int64) {
+		scan(t, db, `SELECT (SELECT count(*) FROM assignments) + (SELECT count(*) FROM assignment_calls)
+			+ (SELECT count(*) FROM session_metrics) + (SELECT count(*) FROM eval_runs)`, &n)
+		return n
+	}
+
+	exp.now = func() time.Time { return receivedAt.Add(10 * 24 * time.Hour) }
+	exp.applyRetention(context.Background())
+	var body, scores string
+	scan(t, db, "SELECT body, scores FROM eval_runs WHERE project_id = 'acme' AND run_id = 'run-1'", &body, &scores)
+	if body != "" || !strings.Contains(scores, "answer_relevancy") || count() != 4 {
+		t.Fatalf("after 10 days: body %q, scores %s, %d rows; want the body cleared, the run and the other events kept", body, scores, count())
+	}
+
+	exp.now = func() time.Time { return receivedAt.Add(31 * 24 * time.Hour) }
+	exp.applyRetention(context.Background())
+	if n := count(); n != 0 {
+		t.Fatalf("after 31 days: %d SDK rows left, want none", n)
+	}
+}

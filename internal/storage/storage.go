@@ -98,16 +98,27 @@ type WriteResult struct {
 // stored the span), not from the span's own timestamps, which the sender
 // controls and which may be 0 or far in the future.
 type RetentionPolicy struct {
-	ContentAfter time.Duration // clear prompt and completion of older spans
-	SpansAfter   time.Duration // delete older spans (usage_daily is kept)
-	BatchSize    int           // rows per statement, so no lock is held for long
-	Now          time.Time
+	// ContentAfter clears prompt and completion of older spans and the body
+	// (eval inputs and outputs) of older eval runs.
+	ContentAfter time.Duration
+	// SpansAfter deletes older spans (usage_daily is kept) and the Fallom
+	// SDK rows of the same age: eval runs, session metrics (by updated_at),
+	// counted lookups, and assignments whose last lookup is older.
+	SpansAfter time.Duration
+	BatchSize  int // rows per statement, so no lock is held for long
+	Now        time.Time
 }
 
 // RetentionResult counts what one retention pass changed.
 type RetentionResult struct {
 	ContentCleared int64
 	SpansDeleted   int64
+	// The Fallom SDK tables.
+	EvalContentCleared     int64 // eval runs whose body was cleared
+	EvalRunsDeleted        int64
+	SessionMetricsDeleted  int64
+	AssignmentCallsDeleted int64
+	AssignmentsDeleted     int64
 	// Skipped is true when another collector sharing the database was
 	// running a pass already (PostgreSQL), so this one did nothing.
 	Skipped bool

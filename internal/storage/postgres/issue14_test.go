@@ -88,25 +88,10 @@ func TestContentRetentionNoOpPassDoesNotGrow(t *testing.T) {
 		t.Fatalf("first pass: %+v %v", res, err)
 	}
 	exec(t, dsn, "VACUUM ANALYZE spans") // as autovacuum would after a large update
-	var plan []byte
 	cutoff := now.Add(-policy.ContentAfter).UnixNano()
-	if err := s.Pool().QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+contentBatchSQL, cutoff, 500).Scan(&plan); err != nil {
-		t.Fatal(err)
-	}
-	var parsed []struct {
-		Plan map[string]any `json:"Plan"`
-	}
-	if err := json.Unmarshal(plan, &parsed); err != nil {
-		t.Fatal(err)
-	}
-	hit, _ := parsed[0].Plan["Shared Hit Blocks"].(float64)
-	read, _ := parsed[0].Plan["Shared Read Blocks"].(float64)
-	var pages int64
-	if err := s.Pool().QueryRow(ctx, "SELECT relpages FROM pg_class WHERE relname = 'spans'").Scan(&pages); err != nil {
-		t.Fatal(err)
-	}
-	if hit+read > 4 || !strings.Contains(string(plan), "spans_with_content") {
-		t.Fatalf("a no-op content pass read %v buffers of a %d-page table; plan: %s", hit+read, pages, plan)
+	buffers, pages, plan := batchCost(t, s, contentBatchSQL, "spans", cutoff, 500)
+	if buffers > 4 || !strings.Contains(plan, "spans_with_content") {
+		t.Fatalf("a no-op content pass read %v buffers of a %d-page table; plan: %s", buffers, pages, plan)
 	}
 	if pages < 50 {
 		t.Fatalf("the table has %d pages: too small to show the difference", pages)
@@ -114,6 +99,29 @@ func TestContentRetentionNoOpPassDoesNotGrow(t *testing.T) {
 	if res, err := s.ApplyRetention(ctx, policy); err != nil || res.ContentCleared != 0 {
 		t.Fatalf("no-op pass: %+v %v", res, err)
 	}
+}
+
+// batchCost runs the selection of a retention batch under EXPLAIN ANALYZE
+// and returns the buffers it read, the pages of table and the plan.
+func batchCost(t *testing.T, s *Store, query, table string, cutoff int64, batch int) (buffers float64, pages int64, plan string) {
+	t.Helper()
+	ctx := context.Background()
+	var out []byte
+	if err := s.Pool().QueryRow(ctx, "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "+query, cutoff, batch).Scan(&out); err != nil {
+		t.Fatal(err)
+	}
+	var parsed []struct {
+		Plan map[string]any `json:"Plan"`
+	}
+	if err := json.Unmarshal(out, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	hit, _ := parsed[0].Plan["Shared Hit Blocks"].(float64)
+	read, _ := parsed[0].Plan["Shared Read Blocks"].(float64)
+	if err := s.Pool().QueryRow(ctx, "SELECT relpages FROM pg_class WHERE relname = $1", table).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	return hit + read, pages, string(out)
 }
 
 // Issue 14 item 12: on a shared database one collector at a time runs a

@@ -669,6 +669,25 @@ const (
 		SELECT count(*) FROM gone`
 )
 
+// Retention of the Fallom SDK tables (migration 6), with the same
+// discipline: a batch takes its rows FOR UPDATE SKIP LOCKED through the
+// index of its cutoff column. The eval body is cleared to the empty string
+// (the column is NOT NULL); eval_runs_with_body holds only runs that still
+// have one, so a content pass with nothing to do reads an empty index.
+const (
+	evalBodyBatchSQL = `SELECT ctid FROM eval_runs
+		WHERE received_at_unix_nano < $1 AND body <> '' LIMIT $2 FOR UPDATE SKIP LOCKED`
+	clearEvalBodySQL  = `UPDATE eval_runs SET body = '' WHERE ctid = ANY(ARRAY(` + evalBodyBatchSQL + `))`
+	deleteEvalRunsSQL = `DELETE FROM eval_runs WHERE ctid = ANY(ARRAY(SELECT ctid FROM eval_runs
+		WHERE received_at_unix_nano < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))`
+	deleteSessionMetricsSQL = `DELETE FROM session_metrics WHERE ctid = ANY(ARRAY(SELECT ctid FROM session_metrics
+		WHERE updated_at_unix_nano < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))`
+	deleteAssignmentCallsSQL = `DELETE FROM assignment_calls WHERE ctid = ANY(ARRAY(SELECT ctid FROM assignment_calls
+		WHERE received_at_unix_nano < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))`
+	deleteAssignmentsSQL = `DELETE FROM assignments WHERE ctid = ANY(ARRAY(SELECT ctid FROM assignments
+		WHERE last_seen_unix_nano < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))`
+)
+
 // ApplyRetention implements storage.Store. Collectors sharing the database
 // take turns: a pass runs only under the retention advisory lock (another
 // collector's pass in progress makes this one a no-op, Skipped). Each
@@ -719,13 +738,20 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 			}
 		}
 	}
+	// exec makes a batch of a statement taking (cutoff, batch).
+	exec := func(query string, cutoff int64) func(tx pgx.Tx) (int64, error) {
+		return func(tx pgx.Tx) (int64, error) {
+			tag, err := tx.Exec(ctx, query, cutoff, batch)
+			return tag.RowsAffected(), err
+		}
+	}
 	if p.ContentAfter > 0 {
 		cutoff := p.Now.Add(-p.ContentAfter).UnixNano()
-		res.ContentCleared, err = pass(func(tx pgx.Tx) (int64, error) {
-			tag, err := tx.Exec(ctx, clearContentSQL, cutoff, batch)
-			return tag.RowsAffected(), err
-		})
+		res.ContentCleared, err = pass(exec(clearContentSQL, cutoff))
 		if err != nil {
+			return res, err
+		}
+		if res.EvalContentCleared, err = pass(exec(clearEvalBodySQL, cutoff)); err != nil {
 			return res, err
 		}
 	}
@@ -736,8 +762,24 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 			err := tx.QueryRow(ctx, deleteSpansSQL, cutoff, batch, p.Now.UnixNano()).Scan(&n)
 			return n, err
 		})
+		if err != nil {
+			return res, err
+		}
+		for _, step := range []struct {
+			query string
+			count *int64
+		}{
+			{deleteEvalRunsSQL, &res.EvalRunsDeleted},
+			{deleteSessionMetricsSQL, &res.SessionMetricsDeleted},
+			{deleteAssignmentCallsSQL, &res.AssignmentCallsDeleted},
+			{deleteAssignmentsSQL, &res.AssignmentsDeleted},
+		} {
+			if *step.count, err = pass(exec(step.query, cutoff)); err != nil {
+				return res, err
+			}
+		}
 	}
-	return res, err
+	return res, nil
 }
 
 // wrap classifies err (data errors are permanent; connection, shutdown,

@@ -70,15 +70,7 @@ func TestContentRetentionNoOpPassDoesNotGrow(t *testing.T) {
 	if _, err := s.WriteSpans(ctx, spans); err != nil {
 		t.Fatal(err)
 	}
-	pages := func(index string) (n int) {
-		if _, err := s.DB().Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.DB().QueryRow("SELECT count(*) FROM dbstat WHERE name = ?", index).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	pages := func(index string) int { return pageCount(t, s, index) }
 	if n := pages("spans_with_content"); n < 5 {
 		t.Fatalf("spans_with_content has %d pages before retention; the fixture is too small", n)
 	}
@@ -104,6 +96,18 @@ func TestContentRetentionNoOpPassDoesNotGrow(t *testing.T) {
 	if res, err := s.ApplyRetention(ctx, policy); err != nil || res.ContentCleared != 0 {
 		t.Fatalf("no-op pass: %+v %v", res, err)
 	}
+}
+
+// pageCount checkpoints the WAL and counts the pages of a table or index.
+func pageCount(t *testing.T, s *Store, name string) (n int) {
+	t.Helper()
+	if _, err := s.DB().Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DB().QueryRow("SELECT count(*) FROM dbstat WHERE name = ?", name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // Issue 14 item 3: a migration the database refuses (here a constraint

@@ -793,6 +793,29 @@ const (
 	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
 )
 
+// Retention of the Fallom SDK tables (migration 6). Each statement takes
+// one batch through the index of its cutoff column, so a pass with nothing
+// to do reads an empty range. The eval body is cleared to the empty string
+// (the column is NOT NULL); eval_runs_with_body holds only runs that still
+// have one.
+// WITHOUT ROWID tables are deleted by primary key.
+const (
+	evalBodyBatchSQL = `SELECT rowid FROM eval_runs INDEXED BY eval_runs_with_body
+		WHERE received_at_unix_nano < ? AND body <> '' LIMIT ?`
+	clearEvalBodySQL  = `UPDATE eval_runs SET body = '' WHERE rowid IN (` + evalBodyBatchSQL + `)`
+	deleteEvalRunsSQL = `DELETE FROM eval_runs WHERE rowid IN (SELECT rowid FROM eval_runs INDEXED BY eval_runs_received
+		WHERE received_at_unix_nano < ? LIMIT ?)`
+	deleteSessionMetricsSQL = `DELETE FROM session_metrics WHERE (project_id, config_key, session_id, name) IN (
+		SELECT project_id, config_key, session_id, name FROM session_metrics INDEXED BY session_metrics_updated
+		WHERE updated_at_unix_nano < ? LIMIT ?)`
+	deleteAssignmentCallsSQL = `DELETE FROM assignment_calls WHERE (project_id, config_key, config_version, session_id, received_at_unix_nano) IN (
+		SELECT project_id, config_key, config_version, session_id, received_at_unix_nano FROM assignment_calls
+		INDEXED BY assignment_calls_received WHERE received_at_unix_nano < ? LIMIT ?)`
+	deleteAssignmentsSQL = `DELETE FROM assignments WHERE (project_id, config_key, config_version, session_id) IN (
+		SELECT project_id, config_key, config_version, session_id FROM assignments INDEXED BY assignments_last_seen
+		WHERE last_seen_unix_nano < ? LIMIT ?)`
+)
+
 // ApplyRetention implements storage.Store. Each batch is its own short
 // transaction, so writes interleave with a long retention pass. Deleted
 // spans leave tombstones in the same transaction.
@@ -807,22 +830,12 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 	}
 	if p.ContentAfter > 0 {
 		cutoff := p.Now.Add(-p.ContentAfter).UnixNano()
-		for {
-			var n int64
-			err := s.retentionTx(ctx, func(tx *sql.Tx) error {
-				r, err := tx.ExecContext(ctx, clearContentSQL, cutoff, batch)
-				if err == nil {
-					n, err = r.RowsAffected()
-				}
-				return err
-			})
-			if err != nil {
-				return res, err
-			}
-			res.ContentCleared += n
-			if n == 0 {
-				break
-			}
+		var err error
+		if res.ContentCleared, err = s.retentionPass(ctx, clearContentSQL, cutoff, batch); err != nil {
+			return res, err
+		}
+		if res.EvalContentCleared, err = s.retentionPass(ctx, clearEvalBodySQL, cutoff, batch); err != nil {
+			return res, err
 		}
 	}
 	if p.SpansAfter > 0 {
@@ -842,8 +855,45 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 				break
 			}
 		}
+		for _, step := range []struct {
+			query string
+			count *int64
+		}{
+			{deleteEvalRunsSQL, &res.EvalRunsDeleted},
+			{deleteSessionMetricsSQL, &res.SessionMetricsDeleted},
+			{deleteAssignmentCallsSQL, &res.AssignmentCallsDeleted},
+			{deleteAssignmentsSQL, &res.AssignmentsDeleted},
+		} {
+			var err error
+			if *step.count, err = s.retentionPass(ctx, step.query, cutoff, batch); err != nil {
+				return res, err
+			}
+		}
 	}
 	return res, nil
+}
+
+// retentionPass runs query (cutoff, batch), one batch per transaction,
+// until a batch changes nothing, and returns the rows it changed.
+func (s *Store) retentionPass(ctx context.Context, query string, cutoff int64, batch int) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := s.retentionTx(ctx, func(tx *sql.Tx) error {
+			r, err := tx.ExecContext(ctx, query, cutoff, batch)
+			if err == nil {
+				n, err = r.RowsAffected()
+			}
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n == 0 {
+			return total, nil
+		}
+	}
 }
 
 // deleteBatch deletes up to batch spans received before cutoff and leaves

@@ -22,6 +22,7 @@ func RunEvents(t *testing.T, b Backend) {
 	t.Run("MetricsLatestWins", func(t *testing.T) { testMetricsLatestWins(t, b) })
 	t.Run("EvalRuns", func(t *testing.T) { testEvalRuns(t, b) })
 	t.Run("BadEventsAreIsolated", func(t *testing.T) { testBadEvents(t, b) })
+	t.Run("Retention", func(t *testing.T) { testSDKRetention(t, b) })
 }
 
 func events(t *testing.T, s storage.Store) storage.EventWriter {
