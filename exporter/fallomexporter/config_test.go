@@ -39,7 +39,7 @@ func TestConfigs(t *testing.T) {
 	if err := confmap.Validate(def); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
-	if def.Storage.Driver != DriverSQLite || def.Storage.DSN != "./data/fallom.db" || def.Storage.SQLite.PageSize != 16384 {
+	if def.Storage.Driver != DriverSQLite || def.Storage.DSN != "./data/fallom.db" || def.Storage.SQLite.PageSize != 4096 {
 		t.Fatalf("default storage %+v", def.Storage)
 	}
 	q := def.QueueConfig.Get()

@@ -32,28 +32,28 @@ func TestSQLitePageSizeNewFileAndConversion(t *testing.T) {
 		require.NoError(t, db.QueryRow("PRAGMA page_size").Scan(&n))
 		return n
 	}
-	assert.Equal(t, 16384, pageSize(), "page size of the file the collector made")
+	assert.Equal(t, 4096, pageSize(), "page size of the file the collector made")
 
 	root := collectortest.RepoRoot(t)
-	_, errOut, err := collectortest.Run(t, root, nil, "sqlite", "page-size", "--set", "4096", in.dbPath)
+	_, errOut, err := collectortest.Run(t, root, nil, "sqlite", "page-size", "--set", "16384", in.dbPath)
 	require.Error(t, err, "converting while the collector runs")
 	assert.Contains(t, errOut, "in use")
-	assert.Equal(t, 16384, pageSize(), "a refused conversion changes nothing")
+	assert.Equal(t, 4096, pageSize(), "a refused conversion changes nothing")
 
 	require.NoError(t, in.col.Stop())
-	out, errOut, err := collectortest.Run(t, root, nil, "sqlite", "page-size", "--set", "4096", in.dbPath)
+	out, errOut, err := collectortest.Run(t, root, nil, "sqlite", "page-size", "--set", "16384", in.dbPath)
 	require.NoError(t, err, errOut)
-	assert.Contains(t, out, "page size 16384 -> 4096")
+	assert.Contains(t, out, "page size 4096 -> 16384")
 	out, errOut, err = collectortest.Run(t, root, nil, "sqlite", "page-size", in.dbPath)
 	require.NoError(t, err, errOut)
-	assert.Contains(t, out, "page size 4096")
+	assert.Contains(t, out, "page size 16384")
 
 	// A converted file keeps its page size and its rows across a restart,
 	// and takes new writes.
 	in = startDefaultIn(t, dir, key)
 	code, body = in.post(t, readFixture(t, "openrouter-delivery.json"), auth)
 	require.Equal(t, http.StatusOK, code, body)
-	assert.Equal(t, 4096, pageSize(), "an existing file keeps its page size")
+	assert.Equal(t, 16384, pageSize(), "an existing file keeps its page size")
 	db := in.db(t)
 	assert.Positive(t, count(t, db, "SELECT count(*) FROM spans WHERE trace_id = ?", "a1b2c3d4e5f60718293a4b5c6d7e8f90"))
 	var check string

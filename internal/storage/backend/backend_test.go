@@ -132,9 +132,9 @@ func TestSettingsMustAgree(t *testing.T) {
 		t.Fatalf("Acquire with another synchronous: %v", err)
 	}
 	other = sqliteCfg(path)
-	other.SQLite.PageSize = 4096
+	other.SQLite.PageSize = 16384
 	_, err = Acquire(context.Background(), other, nil)
-	if err == nil || !strings.Contains(err.Error(), "storage.sqlite.page_size is 16384 there, 4096 here") {
+	if err == nil || !strings.Contains(err.Error(), "storage.sqlite.page_size is 4096 there, 16384 here") {
 		t.Fatalf("Acquire with another page_size: %v", err)
 	}
 	same := sqliteCfg(path)

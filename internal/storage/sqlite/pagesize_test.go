@@ -20,7 +20,7 @@ func pragmaInt(t *testing.T, db *sql.DB, name string) int {
 	return v
 }
 
-// A new file gets the configured page size (16 KiB by default) although the
+// A new file gets the configured page size (4 KiB by default) although the
 // file is in WAL mode, which fixes the page size once set: the driver runs
 // _pragma values in sorted order, so journal_mode(WAL) as a _pragma ran before
 // page_size(...) and every file was made with 4 KiB pages.
@@ -70,10 +70,10 @@ func makeOldFile(t *testing.T) (path string, span string) {
 // and its data.
 func TestExistingFileKeepsPageSize(t *testing.T) {
 	path, trace := makeOldFile(t)
-	s := open(t, Options{Path: path})
+	s := open(t, Options{Path: path, PageSize: 16384})
 	defer s.Close()
 	if got := pragmaInt(t, s.DB(), "page_size"); got != 4096 {
-		t.Fatalf("page_size of an existing 4 KiB file after Open with the default = %d, want 4096", got)
+		t.Fatalf("page_size of an existing 4 KiB file after Open with page_size 16384 = %d, want 4096", got)
 	}
 	if got := s.PageSize(); got != 4096 {
 		t.Fatalf("Store.PageSize() = %d, want 4096", got)
