@@ -106,7 +106,8 @@ func ColumnNames() string {
 // order ScanUsage expects (after the three key columns).
 const UsageColumns = "is_generation, start_time_unix_nano, model, customer_id, status_code, " +
 	"input_tokens, output_tokens, total_tokens, cached_input_tokens, cache_write_input_tokens, reasoning_tokens, " +
-	"input_cost_usd, output_cost_usd, total_cost_usd"
+	"input_cost_usd, output_cost_usd, total_cost_usd, " +
+	"end_time_unix_nano, duration_ms, provider, session_id"
 
 // UsageDeltaColumns are the usage_daily counters, in the order of
 // UsageDelta.Values.

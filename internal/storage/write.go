@@ -61,7 +61,8 @@ type Changed struct {
 	Inserted      bool
 }
 
-// UsageFields are the columns of a span that usage_daily aggregates.
+// UsageFields are the columns of a span that usage_daily and the console's
+// rollups aggregate.
 type UsageFields struct {
 	IsGeneration          bool
 	StartTimeUnixNano     int64
@@ -77,9 +78,15 @@ type UsageFields struct {
 	InputCostUSD          *float64
 	OutputCostUSD         *float64
 	TotalCostUSD          *float64
+	// Read by the console's rollups (the hourly series and the session
+	// and customer totals), not by usage_daily.
+	EndTimeUnixNano int64
+	DurationMs      float64
+	Provider        *string
+	SessionID       *string
 }
 
-// UsageFields returns the columns of s that usage_daily aggregates.
+// UsageFields returns the columns of s that the rollups aggregate.
 func (s *Span) UsageFields() UsageFields {
 	return UsageFields{
 		IsGeneration: s.IsGeneration, StartTimeUnixNano: s.StartTimeUnixNano,
@@ -88,6 +95,7 @@ func (s *Span) UsageFields() UsageFields {
 		CachedInputTokens: s.CachedInputTokens, CacheWriteInputTokens: s.CacheWriteInputTokens,
 		ReasoningTokens: s.ReasoningTokens,
 		InputCostUSD:    s.InputCostUSD, OutputCostUSD: s.OutputCostUSD, TotalCostUSD: s.TotalCostUSD,
+		EndTimeUnixNano: s.EndTimeUnixNano, DurationMs: s.DurationMs, Provider: s.Provider, SessionID: s.SessionID,
 	}
 }
 

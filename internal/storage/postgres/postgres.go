@@ -421,10 +421,18 @@ func scanExisting(rows pgx.Rows) (storage.Key, storage.Existing, error) {
 	var isGen *bool
 	var start *int64
 	var status *string
+	var end *int64
+	var duration *float64
 	f := &e.Usage
 	err := rows.Scan(&e.Tombstoned, &k.ProjectID, &k.TraceID, &k.SpanID, &isGen, &start, &f.Model, &f.CustomerID, &status,
 		&f.InputTokens, &f.OutputTokens, &f.TotalTokens, &f.CachedInputTokens, &f.CacheWriteInputTokens, &f.ReasoningTokens,
-		&f.InputCostUSD, &f.OutputCostUSD, &f.TotalCostUSD)
+		&f.InputCostUSD, &f.OutputCostUSD, &f.TotalCostUSD, &end, &duration, &f.Provider, &f.SessionID)
+	if end != nil {
+		f.EndTimeUnixNano = *end
+	}
+	if duration != nil {
+		f.DurationMs = *duration
+	}
 	if isGen != nil {
 		f.IsGeneration = *isGen
 	}

@@ -585,8 +585,12 @@ func scanExisting(rows *sql.Rows) (storage.Key, storage.Existing, error) {
 	var model, customer, status sql.NullString
 	var tokens [6]sql.NullInt64
 	var costs [3]sql.NullFloat64
+	var end sql.NullInt64
+	var duration sql.NullFloat64
+	var provider, session sql.NullString
 	err := rows.Scan(&e.Tombstoned, &k.ProjectID, &k.TraceID, &k.SpanID, &isGen, &start, &model, &customer, &status,
-		&tokens[0], &tokens[1], &tokens[2], &tokens[3], &tokens[4], &tokens[5], &costs[0], &costs[1], &costs[2])
+		&tokens[0], &tokens[1], &tokens[2], &tokens[3], &tokens[4], &tokens[5], &costs[0], &costs[1], &costs[2],
+		&end, &duration, &provider, &session)
 	if err != nil {
 		return k, e, err
 	}
@@ -596,6 +600,8 @@ func scanExisting(rows *sql.Rows) (storage.Key, storage.Existing, error) {
 	f.InputTokens, f.OutputTokens, f.TotalTokens = nullInt(tokens[0]), nullInt(tokens[1]), nullInt(tokens[2])
 	f.CachedInputTokens, f.CacheWriteInputTokens, f.ReasoningTokens = nullInt(tokens[3]), nullInt(tokens[4]), nullInt(tokens[5])
 	f.InputCostUSD, f.OutputCostUSD, f.TotalCostUSD = nullFloat(costs[0]), nullFloat(costs[1]), nullFloat(costs[2])
+	f.EndTimeUnixNano, f.DurationMs = end.Int64, duration.Float64
+	f.Provider, f.SessionID = nullString(provider), nullString(session)
 	return k, e, nil
 }
 
