@@ -35,6 +35,10 @@ type Tx interface {
 	// AddUsage adds deltas to usage_daily, creating missing rows. Counters
 	// saturate at the int64 range rather than overflow.
 	AddUsage(ctx context.Context, deltas []UsageDelta) error
+	// AddHourly adds deltas (in key order) to gen_hourly, creating missing
+	// rows, and deletes the rows of Emptied(deltas) left with no
+	// generation. Counters saturate as AddUsage's do.
+	AddHourly(ctx context.Context, deltas []HourlyDelta) error
 	// Savepoint, RollbackTo and Release manage a named savepoint, so a row
 	// the database refuses is undone alone inside the transaction.
 	Savepoint(ctx context.Context, name string) error
@@ -284,7 +288,9 @@ func WriteBatch(ctx context.Context, tx Tx, spans []Span) (WriteResult, error) {
 //     written: a replay after retention is not counted again);
 //  5. usage_daily gets, for every inserted or updated row, the new row's
 //     contribution minus the old row's, so it always equals the aggregate
-//     of the stored generations plus what retention removed.
+//     of the stored generations plus what retention removed; gen_hourly
+//     gets the same difference (retention subtracts from it, so it always
+//     equals the aggregate of the stored generations).
 //
 // Without isolating, a row the database refuses fails the whole transaction
 // with a permanent error: the caller rolls back and calls again with
@@ -319,7 +325,7 @@ func WriteGroup(ctx context.Context, tx Tx, reqs []*Request, isolating bool) err
 			return err
 		}
 	}
-	w := &groupWrite{tx: tx, existing: existing, deltas: map[UsageKey]*UsageDelta{}}
+	w := &groupWrite{tx: tx, existing: existing, deltas: map[UsageKey]*UsageDelta{}, hourly: HourlyDeltas{}}
 	var outcomes map[Key]Outcome
 	if isolating {
 		if err := w.isolating(ctx, reqs, rows); err != nil {
@@ -333,6 +339,11 @@ func WriteGroup(ctx context.Context, tx Tx, reqs []*Request, isolating bool) err
 	}
 	if list := sortedDeltas(w.deltas); len(list) > 0 {
 		if err := tx.AddUsage(ctx, list); err != nil {
+			return err
+		}
+	}
+	if list := w.hourly.Sorted(); len(list) > 0 {
+		if err := tx.AddHourly(ctx, list); err != nil {
 			return err
 		}
 	}
@@ -368,6 +379,7 @@ type groupWrite struct {
 	tx         Tx
 	existing   map[Key]Existing
 	deltas     map[UsageKey]*UsageDelta
+	hourly     HourlyDeltas
 	firstCause error
 }
 
@@ -386,12 +398,14 @@ func (w *groupWrite) applyChanged(changed []Changed, byKey map[Key]*Span, cur ma
 		}
 		if existed {
 			addUsage(w.deltas, c.Key.ProjectID, &prev, -1)
+			w.hourly.Add(c.Key.ProjectID, &prev, -1)
 			record(c.Key, OutcomeUpdated)
 		} else {
 			record(c.Key, OutcomeInserted)
 		}
 		f := row.UsageFields()
 		addUsage(w.deltas, c.Key.ProjectID, &f, +1)
+		w.hourly.Add(c.Key.ProjectID, &f, +1)
 		cur[c.Key] = f
 	}
 	return nil

@@ -334,3 +334,27 @@ func TestPasswordNeverInErrors(t *testing.T) {
 		t.Fatalf("invalid DSN: %v; want a permanent error without the password", err)
 	}
 }
+
+// TestHourlyBackfill: a database at version 6 holding spans gets gen_hourly
+// backfilled from them by the migration (issue 11.7), and replaying the
+// spans afterwards changes nothing.
+func TestHourlyBackfill(t *testing.T) {
+	dsn := newDatabase(t)
+	ctx := context.Background()
+	v6 := open(t, Options{DSN: dsn, MigrateTo: 6})
+	spans, query, args := storagetest.HourlyBackfillSpans(func(n int) string { return fmt.Sprintf("$%d", n) })
+	for _, a := range args {
+		if _, err := v6.Pool().Exec(ctx, query, a...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v6.Close()
+
+	s := open(t, Options{DSN: dsn})
+	defer s.Close()
+	storagetest.CheckHourly(t, backend(), s)
+	if res, err := s.WriteSpans(ctx, spans); err != nil || res.Unchanged != len(spans) {
+		t.Fatalf("replay after upgrade: %+v %v", res, err)
+	}
+	storagetest.CheckHourly(t, backend(), s)
+}

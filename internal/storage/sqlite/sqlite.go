@@ -103,10 +103,10 @@ type Store struct {
 	// placeholders for every write cost about a tenth of the write's CPU.
 	// Prepared on the store's only connection once the schema is ready,
 	// read-only afterwards (stmtsReady).
-	inserts, upserts, lookups, usages map[int]*sql.Stmt
-	version                           *sql.Stmt
-	stmtsMu                           sync.Mutex
-	stmtsReady                        atomic.Bool
+	inserts, upserts, lookups, usages, hourlies map[int]*sql.Stmt
+	version                                     *sql.Stmt
+	stmtsMu                                     sync.Mutex
+	stmtsReady                                  atomic.Bool
 
 	// group merges concurrent writes into one transaction (one fsync, one
 	// WAL append), each caller answered for its own spans.
@@ -241,7 +241,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		want = opts.MigrateTo
 	}
 	s := &Store{db: db, path: opts.Path, pageSize: pageSize, migrations: migrations, want: want,
-		inserts: map[int]*sql.Stmt{}, upserts: map[int]*sql.Stmt{}, lookups: map[int]*sql.Stmt{}, usages: map[int]*sql.Stmt{}}
+		inserts: map[int]*sql.Stmt{}, upserts: map[int]*sql.Stmt{}, lookups: map[int]*sql.Stmt{}, usages: map[int]*sql.Stmt{},
+		hourlies: map[int]*sql.Stmt{}}
 	s.group = storage.NewGroupCommitter(1, maxGroupSpans, s.commit)
 	s.migrator = &storage.Migrator{
 		Describe: "sqlite " + opts.Path, Logger: opts.Logger, Want: want,
@@ -274,7 +275,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Close() error {
 	s.migrator.Stop()
 	s.stmtsMu.Lock()
-	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages} {
+	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages, s.hourlies} {
 		for _, st := range cache {
 			st.Close()
 		}
@@ -301,7 +302,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		for _, p := range []struct {
 			cache map[int]*sql.Stmt
 			query string
-		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)}} {
+		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)}, {s.hourlies, hourlySQL(n)}} {
 			st, err := s.db.PrepareContext(ctx, p.query)
 			if err != nil {
 				return fmt.Errorf("sqlite: prepare statement: %w", err)
@@ -459,10 +460,11 @@ func (t *sqliteTx) stmt(ctx context.Context, cache func(*Store) map[int]*sql.Stm
 	return t.tx.PrepareContext(ctx, query(rows))
 }
 
-func insertsOf(s *Store) map[int]*sql.Stmt { return s.inserts }
-func upsertsOf(s *Store) map[int]*sql.Stmt { return s.upserts }
-func lookupsOf(s *Store) map[int]*sql.Stmt { return s.lookups }
-func usagesOf(s *Store) map[int]*sql.Stmt  { return s.usages }
+func insertsOf(s *Store) map[int]*sql.Stmt  { return s.inserts }
+func upsertsOf(s *Store) map[int]*sql.Stmt  { return s.upserts }
+func lookupsOf(s *Store) map[int]*sql.Stmt  { return s.lookups }
+func usagesOf(s *Store) map[int]*sql.Stmt   { return s.usages }
+func hourliesOf(s *Store) map[int]*sql.Stmt { return s.hourlies }
 
 // CheckSchema implements storage.Tx. The transaction holds the file's
 // write lock (IMMEDIATE), so no migration can run between this check and
@@ -518,6 +520,17 @@ func usageSQL(rows int) string {
 	return "INSERT INTO usage_daily (project_id, day, model, customer_id, " + strings.Join(cols, ", ") +
 		") VALUES " + valuesList(rows, 4+len(cols)) +
 		" ON CONFLICT (project_id, day, model, customer_id) DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+func hourlySQL(rows int) string {
+	cols := storage.HourlyDeltaColumns
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c + " = " + storage.SaturatingSum("gen_hourly", "excluded", c)
+	}
+	return "INSERT INTO gen_hourly (project_id, hour_unix_nano, model, provider, " + strings.Join(cols, ", ") +
+		") VALUES " + valuesList(rows, 4+len(cols)) +
+		" ON CONFLICT (project_id, hour_unix_nano, model, provider) DO UPDATE SET " + strings.Join(set, ", ")
 }
 
 // insertSQL inserts rows known to be new. OR ROLLBACK: a failing row
@@ -771,6 +784,53 @@ func (t *sqliteTx) AddUsage(ctx context.Context, deltas []storage.UsageDelta) er
 	return nil
 }
 
+// AddHourly implements storage.Tx.
+func (t *sqliteTx) AddHourly(ctx context.Context, deltas []storage.HourlyDelta) error {
+	return classify(addHourly(ctx, t.tx, t.store, deltas))
+}
+
+// addHourly applies deltas to gen_hourly inside tx (a write or a retention
+// batch): the cached statements of store when it has them.
+func addHourly(ctx context.Context, tx *sql.Tx, store *Store, deltas []storage.HourlyDelta) error {
+	t := &sqliteTx{tx: tx, store: store}
+	ncol := 4 + len(storage.HourlyDeltaColumns)
+	args := make([]any, 0, ncol*min(len(deltas), rowsPerStatement))
+	for start := 0; start < len(deltas); {
+		chunk := deltas[start : start+nextChunk(len(deltas)-start)]
+		start += len(chunk)
+		st, err := t.stmt(ctx, hourliesOf, len(chunk), hourlySQL)
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for i := range chunk {
+			d := &chunk[i]
+			args = append(args, d.Key.ProjectID, d.Key.HourUnixNano, d.Key.Model, d.Key.Provider)
+			for _, v := range d.Values() {
+				args = append(args, v)
+			}
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+	}
+	// Rare (a changed replay that moved a generation, retention): not
+	// worth a cached statement.
+	emptied := storage.Emptied(deltas)
+	for start := 0; start < len(emptied); start += rowsPerStatement {
+		chunk := emptied[start:min(start+rowsPerStatement, len(emptied))]
+		args = args[:0]
+		for _, k := range chunk {
+			args = append(args, k.ProjectID, k.HourUnixNano, k.Model, k.Provider)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM gen_hourly WHERE (project_id, hour_unix_nano, model, provider) IN (VALUES "+
+			valuesList(len(chunk), 4)+") AND generations = 0", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Savepoint implements storage.Tx.
 func (t *sqliteTx) Savepoint(ctx context.Context, name string) error {
 	_, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name)
@@ -799,7 +859,8 @@ const (
 	oldSpansSQL     = `SELECT rowid FROM spans INDEXED BY spans_received_at WHERE received_at_unix_nano < ? LIMIT ?`
 	tombstoneSQL    = `INSERT OR IGNORE INTO span_tombstones (project_id, trace_id, span_id, deleted_at_unix_nano)
 		SELECT project_id, trace_id, span_id, ? FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
-	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
+	// The deleted rows' usage comes back to be subtracted from gen_hourly.
+	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?)) RETURNING ` + storage.HourlySourceColumns
 )
 
 // Retention of the Fallom SDK tables (migration 6). Each statement takes
@@ -853,7 +914,7 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 			var n int64
 			err := s.retentionTx(ctx, func(tx *sql.Tx) error {
 				var err error
-				n, err = deleteBatch(ctx, tx, cutoff, batch, p.Now.UnixNano())
+				n, err = s.deleteBatch(ctx, tx, cutoff, batch, p.Now.UnixNano())
 				return err
 			})
 			if err != nil {
@@ -905,9 +966,9 @@ func (s *Store) retentionPass(ctx context.Context, query string, cutoff int64, b
 	}
 }
 
-// deleteBatch deletes up to batch spans received before cutoff and leaves
-// a tombstone of each.
-func deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now int64) (int64, error) {
+// deleteBatch deletes up to batch spans received before cutoff, leaves a
+// tombstone of each and subtracts the deleted generations from gen_hourly.
+func (s *Store) deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now int64) (int64, error) {
 	rows, err := tx.QueryContext(ctx, oldSpansSQL, cutoff, batch)
 	if err != nil {
 		return 0, err
@@ -934,11 +995,21 @@ func deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now i
 	if _, err := tx.ExecContext(ctx, tombstoneSQL, now, string(list)); err != nil {
 		return 0, err
 	}
-	r, err := tx.ExecContext(ctx, deleteSpansSQL, string(list))
+	rows, err = tx.QueryContext(ctx, deleteSpansSQL, string(list))
 	if err != nil {
 		return 0, err
 	}
-	return r.RowsAffected()
+	n, gone, err := storage.DeletedHourly(rows.Next, rows.Scan)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, addHourly(ctx, tx, s, gone)
 }
 
 func (s *Store) retentionTx(ctx context.Context, f func(*sql.Tx) error) error {
