@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -129,15 +130,149 @@ func sumInt(col string) string { return "CAST(coalesce(sum(" + col + "), 0) AS B
 
 const errorCount = "sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END)"
 
-// Summary implements Reader.
+// Summary implements Reader: the sums, then the distinct counts.
 func (r *SQLReader) Summary(ctx context.Context, f Filter) (Summary, error) {
-	q := &query{d: &r.d}
-	sql := "SELECT count(*), count(DISTINCT session_id), count(DISTINCT customer_id), coalesce(" + errorCount + ", 0), " +
-		sumInt("input_tokens") + ", " + sumInt("output_tokens") + ", sum(total_cost_usd) FROM " + r.genFrom(&f) + " WHERE " +
-		and(r.genWhere(q, &f, true))
-	var s Summary
-	err := r.one(ctx, sql, q.args, &s.Generations, &s.Sessions, &s.Customers, &s.Errors, &s.InputTokens, &s.OutputTokens, &s.TotalCostUSD)
+	s, err := r.summarySums(ctx, f)
+	if err != nil {
+		return s, err
+	}
+	s.Sessions, s.Customers, err = r.summaryCounts(ctx, f)
 	return s, err
+}
+
+// summarySums totals the generations, errors, tokens and cost of f: from
+// gen_hourly when it can answer f, else from the spans.
+func (r *SQLReader) summarySums(ctx context.Context, f Filter) (Summary, error) {
+	var s Summary
+	if h, ok := splitHours(&f); ok {
+		q := &query{d: &r.d}
+		sql := "SELECT " + hourlyTotals + " FROM (" + r.hourlyUnion(q, &f, h, "", hourlySums, spansSums("count(*)")) + ") t"
+		var known, nano int64
+		var usd *float64
+		err := r.one(ctx, sql, q.args, &s.Generations, &s.Errors, &s.InputTokens, &s.OutputTokens, &known, &nano, &usd)
+		s.TotalCostUSD = hourlyCost(known, nano, usd)
+		return s, err
+	}
+	q := &query{d: &r.d}
+	sql := "SELECT count(*), coalesce(" + errorCount + ", 0), " + sumInt("input_tokens") + ", " + sumInt("output_tokens") +
+		", sum(total_cost_usd) FROM " + r.genFrom(&f) + " WHERE " + and(r.genWhere(q, &f, true))
+	err := r.one(ctx, sql, q.args, &s.Generations, &s.Errors, &s.InputTokens, &s.OutputTokens, &s.TotalCostUSD)
+	return s, err
+}
+
+// summaryCounts counts the distinct sessions and customers of the
+// generations of f.
+func (r *SQLReader) summaryCounts(ctx context.Context, f Filter) (sessions, customers int64, err error) {
+	q := &query{d: &r.d}
+	sql := "SELECT count(DISTINCT session_id), count(DISTINCT customer_id) FROM " + r.genFrom(&f) + " WHERE " + and(r.genWhere(q, &f, true))
+	err = r.one(ctx, sql, q.args, &sessions, &customers)
+	return sessions, customers, err
+}
+
+// hourSplit cuts a time range into the whole hours gen_hourly answers
+// (hour_unix_nano in [lo, hi), nil: unbounded) and the partial hours at
+// its edges ([from, lo) and [hi, to)) that the spans answer.
+type hourSplit struct {
+	lo, hi *int64
+	edges  [][2]int64
+}
+
+// splitHours reports how f is read from gen_hourly; ok is false when
+// gen_hourly cannot answer it exactly (a filter on what it does not keep:
+// customer, session, status, text) or when the range holds no whole hour
+// (the spans answer it then: at most two hours of rows).
+func splitHours(f *Filter) (hourSplit, bool) {
+	var h hourSplit
+	if f.CustomerID != "" || f.SessionID != "" || f.StatusCode != "" || f.Q != "" {
+		return h, false
+	}
+	if f.From != nil {
+		lo := HourStart(*f.From)
+		if lo != *f.From {
+			if lo > math.MaxInt64-nanosPerHour {
+				return h, false
+			}
+			lo += nanosPerHour
+			h.edges = append(h.edges, [2]int64{*f.From, lo})
+		}
+		h.lo = &lo
+	}
+	if f.To != nil {
+		hi := HourStart(*f.To)
+		if hi != *f.To {
+			h.edges = append(h.edges, [2]int64{hi, *f.To})
+		}
+		h.hi = &hi
+	}
+	if h.lo != nil && h.hi != nil && *h.lo >= *h.hi {
+		return h, false
+	}
+	return h, true
+}
+
+// hourlyUnion returns the UNION ALL of a read of gen_hourly's whole hours
+// of f (SELECT hourlySel over its rows) and of the generations of each
+// partial hour (SELECT spansSel(src), src the spans FROM and WHERE terms),
+// each grouped by groupBy when not "". Each partial hour is its own range
+// through the covering index.
+func (r *SQLReader) hourlyUnion(q *query, f *Filter, h hourSplit, groupBy, hourlySel string, spansSel func(src string) string) string {
+	w := []string{"project_id = " + q.arg(f.ProjectID)}
+	if h.lo != nil {
+		w = append(w, "hour_unix_nano >= "+q.arg(*h.lo))
+	}
+	if h.hi != nil {
+		w = append(w, "hour_unix_nano < "+q.arg(*h.hi))
+	}
+	if f.Model != "" {
+		w = append(w, "model = "+q.arg(f.Model))
+	}
+	if f.Provider != "" {
+		w = append(w, "provider = "+q.arg(f.Provider))
+	}
+	group := ""
+	if groupBy != "" {
+		group = " GROUP BY " + groupBy
+	}
+	parts := []string{"SELECT " + hourlySel + " FROM gen_hourly WHERE " + and(w) + group}
+	for _, e := range h.edges {
+		g := *f
+		g.From, g.To = &e[0], &e[1]
+		parts = append(parts, "SELECT "+spansSel(r.genFrom(&g)+" WHERE "+and(r.genWhere(q, &g, true)))+group)
+	}
+	return strings.Join(parts, " UNION ALL ")
+}
+
+// hourlySums is the gen_hourly part of a rollup read of the sums, and
+// hourlyTotals the sums of the union (generations, errors, input and output
+// tokens, known-cost generations, nano-USD of the whole hours, USD of the
+// partial ones). The NULL is typed: PostgreSQL takes an untyped NULL of a
+// union's first part for text.
+const (
+	hourlySums = "sum(generations) AS g, sum(errors) AS e, sum(input_tokens) AS i, sum(output_tokens) AS o, " +
+		"sum(known_cost_generations) AS kc, sum(total_cost_nano_usd) AS n, CAST(NULL AS DOUBLE PRECISION) AS u"
+	hourlyTotals = "CAST(coalesce(sum(g), 0) AS BIGINT), CAST(coalesce(sum(e), 0) AS BIGINT), CAST(coalesce(sum(i), 0) AS BIGINT), " +
+		"CAST(coalesce(sum(o), 0) AS BIGINT), CAST(coalesce(sum(kc), 0) AS BIGINT), CAST(coalesce(sum(n), 0) AS BIGINT), sum(u)"
+)
+
+// spansSums is the spans part of a rollup read of the sums: lead (the
+// group key and the count), then errors, tokens, known-cost count, 0
+// nano-USD and the USD sum, in the columns of the gen_hourly part.
+func spansSums(lead string) func(src string) string {
+	return func(src string) string {
+		return lead + ", " + errorCount + ", " + sumInt("input_tokens") + ", " + sumInt("output_tokens") +
+			", count(total_cost_usd), 0, sum(total_cost_usd) FROM " + src
+	}
+}
+
+// hourlyCost is the cost of a rollup read: nano-USD of the whole hours
+// plus the USD of the partial ones, nil when no generation had a known
+// cost (as sum(total_cost_usd) over the spans).
+func hourlyCost(known, nano int64, usd *float64) *float64 {
+	if known == 0 {
+		return nil
+	}
+	c := float64(nano)/1e9 + deref(usd)
+	return &c
 }
 
 // one runs a query expected to return one row and scans it.
@@ -161,22 +296,27 @@ func (r *SQLReader) one(ctx context.Context, sql string, args []any, dest ...any
 
 const nanosPerDay = int64(24 * time.Hour)
 
+// dayOf is the day number (floor division, also before 1970) of a
+// unix-nano column.
+func dayOf(col string) string {
+	d := strconv.FormatInt(nanosPerDay, 10)
+	return "CASE WHEN " + col + " >= 0 THEN " + col + " / " + d + " ELSE (" + col + " + 1) / " + d + " - 1 END"
+}
+
 // Usage implements Reader.
 func (r *SQLReader) Usage(ctx context.Context, f Filter, by UsageGroup, limit int) ([]UsageRow, error) {
 	if limit <= 0 || limit > MaxPageSize {
 		limit = MaxPageSize
 	}
-	var key, order string
+	var key, hourlyKey, order string
 	switch by {
 	case ByDay:
-		// Floor division, also for times before 1970.
-		key = "CASE WHEN start_time_unix_nano >= 0 THEN start_time_unix_nano / " + strconv.FormatInt(nanosPerDay, 10) +
-			" ELSE (start_time_unix_nano + 1) / " + strconv.FormatInt(nanosPerDay, 10) + " - 1 END"
+		key, hourlyKey = dayOf("start_time_unix_nano"), dayOf("hour_unix_nano")
 		order = "1"
 	case ByModel:
-		key = "model"
+		key, hourlyKey = "model", "nullif(model, '')"
 	case ByProvider:
-		key = "provider"
+		key, hourlyKey = "provider", "nullif(provider, '')"
 	case ByCustomer:
 		key = "customer_id"
 	case BySession:
@@ -184,13 +324,24 @@ func (r *SQLReader) Usage(ctx context.Context, f Filter, by UsageGroup, limit in
 	default:
 		return nil, fmt.Errorf("storage: unknown usage group %q", by)
 	}
-	if order == "" {
-		order = "coalesce(sum(total_cost_usd), 0) DESC, count(*) DESC, 1"
-	}
 	q := &query{d: &r.d}
-	sql := "SELECT " + key + ", count(*), coalesce(" + errorCount + ", 0), " + sumInt("input_tokens") + ", " + sumInt("output_tokens") +
-		", sum(total_cost_usd) FROM " + r.genFrom(&f) + " WHERE " + and(r.genWhere(q, &f, true)) +
-		" GROUP BY 1 ORDER BY " + order + " LIMIT " + strconv.Itoa(limit)
+	var sql string
+	h, ok := splitHours(&f)
+	hourly := ok && hourlyKey != ""
+	if hourly {
+		if order == "" {
+			order = "coalesce(sum(n), 0) * 1e-9 + coalesce(sum(u), 0) DESC, sum(g) DESC, 1"
+		}
+		sql = "SELECT k, " + hourlyTotals + " FROM (" + r.hourlyUnion(q, &f, h, "1", hourlyKey+" AS k, "+hourlySums, spansSums(key+", count(*)")) +
+			") t GROUP BY k ORDER BY " + order + " LIMIT " + strconv.Itoa(limit)
+	} else {
+		if order == "" {
+			order = "coalesce(sum(total_cost_usd), 0) DESC, count(*) DESC, 1"
+		}
+		sql = "SELECT " + key + ", count(*), coalesce(" + errorCount + ", 0), " + sumInt("input_tokens") + ", " + sumInt("output_tokens") +
+			", sum(total_cost_usd) FROM " + r.genFrom(&f) + " WHERE " + and(r.genWhere(q, &f, true)) +
+			" GROUP BY 1 ORDER BY " + order + " LIMIT " + strconv.Itoa(limit)
+	}
 	rows, err := r.q.Query(ctx, sql, q.args...)
 	if err != nil {
 		return nil, err
@@ -204,7 +355,14 @@ func (r *SQLReader) Usage(ctx context.Context, f Filter, by UsageGroup, limit in
 		if by == ByDay {
 			keyDest = &day
 		}
-		if err := rows.Scan(keyDest, &u.Generations, &u.Errors, &u.InputTokens, &u.OutputTokens, &u.TotalCostUSD); err != nil {
+		if hourly {
+			var known, nano int64
+			var usd *float64
+			if err := rows.Scan(keyDest, &u.Generations, &u.Errors, &u.InputTokens, &u.OutputTokens, &known, &nano, &usd); err != nil {
+				return nil, err
+			}
+			u.TotalCostUSD = hourlyCost(known, nano, usd)
+		} else if err := rows.Scan(keyDest, &u.Generations, &u.Errors, &u.InputTokens, &u.OutputTokens, &u.TotalCostUSD); err != nil {
 			return nil, err
 		}
 		if day != nil {
@@ -234,6 +392,11 @@ func (r *SQLReader) Series(ctx context.Context, f Filter, origin, width int64) (
 	}
 	if f.From == nil || *f.From < origin {
 		f.From = &origin
+	}
+	if width%nanosPerHour == 0 && HourStart(origin) == origin {
+		if h, ok := splitHours(&f); ok {
+			return r.hourlySeries(ctx, f, h, origin, width)
+		}
 	}
 	q := &query{d: &r.d}
 	bucket := "(start_time_unix_nano - " + q.arg(origin) + ") / " + q.arg(width)
@@ -265,6 +428,60 @@ func (r *SQLReader) Series(ctx context.Context, f Filter, origin, width int64) (
 		if lb >= 0 && int(lb) < len(p.Latency) {
 			p.Latency[lb] += n
 		}
+	}
+	return out, rows.Err()
+}
+
+// hourlySeries is Series from gen_hourly (width a whole number of hours,
+// origin on an hour: every hour falls in one bucket) and, for the partial
+// hours at the edges, from the spans, whose latency buckets are pivoted
+// into the lat_NN columns.
+func (r *SQLReader) hourlySeries(ctx context.Context, f Filter, h hourSplit, origin, width int64) ([]SeriesPoint, error) {
+	q := &query{d: &r.d}
+	n := len(LatencyBoundsMs) + 1
+	hourlyLat := make([]string, n)
+	spansLat := make([]string, n)
+	outer := make([]string, n)
+	for i := range n {
+		c := LatencyColumn(i)
+		hourlyLat[i] = c
+		spansLat[i] = "CASE WHEN lb = " + strconv.Itoa(i) + " THEN 1 ELSE 0 END"
+		outer[i] = sumInt(c)
+	}
+	o, w := q.arg(origin), q.arg(width)
+	// The spans' rows of the partial hours, with their latency bucket.
+	spans := func(src string) string {
+		return "(start_time_unix_nano - " + o + ") / " + w + ", 1, CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END, " +
+			"coalesce(input_tokens, 0), coalesce(output_tokens, 0), 0, total_cost_usd, " + strings.Join(spansLat, ", ") +
+			" FROM (SELECT start_time_unix_nano, status_code, input_tokens, output_tokens, total_cost_usd, " + latencyBucketExpr +
+			" AS lb FROM " + src + ") s"
+	}
+	union := r.hourlyUnion(q, &f, h, "",
+		"(hour_unix_nano - "+o+") / "+w+" AS b, generations AS g, errors AS e, input_tokens AS i, output_tokens AS o, "+
+			"total_cost_nano_usd AS n, CAST(NULL AS DOUBLE PRECISION) AS u, "+strings.Join(hourlyLat, ", "),
+		spans)
+	sql := "SELECT b, " + sumInt("g") + ", " + sumInt("e") + ", " + sumInt("i") + ", " + sumInt("o") + ", " + sumInt("n") +
+		", coalesce(sum(u), 0), " + strings.Join(outer, ", ") + " FROM (" + union + ") t GROUP BY b ORDER BY b"
+	rows, err := r.q.Query(ctx, sql, q.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []SeriesPoint
+	for rows.Next() {
+		var b, nano int64
+		var usd float64
+		p := SeriesPoint{Latency: make([]int64, n)}
+		dest := []any{&b, &p.Generations, &p.Errors, &p.InputTokens, &p.OutputTokens, &nano, &usd}
+		for i := range p.Latency {
+			dest = append(dest, &p.Latency[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, err
+		}
+		p.BucketStartUnixNano = origin + b*width
+		p.TotalCostUSD = float64(nano)/1e9 + usd
+		out = append(out, p)
 	}
 	return out, rows.Err()
 }

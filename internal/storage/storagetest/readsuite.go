@@ -222,7 +222,7 @@ func sortFilters(l *storage.ListSpec, col, project string) []storage.Filter {
 // filters are the filter combinations every aggregate is checked with.
 func filters(project string) []storage.Filter {
 	from, to := Base.Add(26*time.Hour).UnixNano(), Base.Add(75*time.Hour).UnixNano()
-	return []storage.Filter{
+	return append([]storage.Filter{
 		{ProjectID: project},
 		{ProjectID: project, From: &from},
 		{ProjectID: project, To: &to},
@@ -238,6 +238,30 @@ func filters(project string) []storage.Filter {
 		{ProjectID: project, Q: "<script>"},
 		{ProjectID: project, Model: "no such model"},
 		{ProjectID: "no-such-project"},
+	}, hourlyFilters(project)...)
+}
+
+// hourlyFilters are ranges the readers answer from gen_hourly's whole
+// hours and the spans' partial hours at the edges (issue 11.7), and ranges
+// and filters they answer from the spans alone.
+func hourlyFilters(project string) []storage.Filter {
+	at := func(d time.Duration) *int64 { return ptr(Base.Add(d).UnixNano()) }
+	return []storage.Filter{
+		// Partial hours at both edges, at one edge, then on the model,
+		// the provider and both.
+		{ProjectID: project, From: at(26*time.Hour + 17*time.Minute + 3*time.Second), To: at(75*time.Hour + 41*time.Minute)},
+		{ProjectID: project, From: at(-time.Hour - time.Nanosecond), To: at(48 * time.Hour)},
+		{ProjectID: project, To: at(60*time.Hour + time.Nanosecond)},
+		{ProjectID: project, From: at(90*time.Hour + 59*time.Minute)},
+		{ProjectID: project, Model: "anthropic/claude-haiku-4.5", From: at(3*time.Hour + 30*time.Minute), To: at(100*time.Hour + 10*time.Minute)},
+		{ProjectID: project, Provider: "OpenAI", From: at(3*time.Hour + 30*time.Minute), To: at(100*time.Hour + 10*time.Minute)},
+		{ProjectID: project, Model: "gpt-4o-mini-2024-07-18", Provider: "Amazon Bedrock", To: at(100*time.Hour + 10*time.Minute)},
+		// No whole hour in range: the spans alone.
+		{ProjectID: project, From: at(30*time.Hour + 5*time.Minute), To: at(30*time.Hour + 55*time.Minute)},
+		{ProjectID: project, From: at(30*time.Hour + 5*time.Minute), To: at(31*time.Hour + 55*time.Minute)},
+		// A filter gen_hourly does not keep, with partial hours.
+		{ProjectID: project, StatusCode: "ERROR", From: at(3*time.Hour + 30*time.Minute), To: at(100*time.Hour + 10*time.Minute)},
+		{ProjectID: project, CustomerID: "c-2", Model: "openai/gpt-4o", From: at(3*time.Hour + 30*time.Minute)},
 	}
 }
 
@@ -369,12 +393,32 @@ func testUsage(t *testing.T, r storage.Reader, m model) {
 }
 
 func testSeries(t *testing.T, r storage.Reader, m model) {
-	width := int64(6 * time.Hour)
-	origin := Base.Truncate(24 * time.Hour).UnixNano()
-	for _, f := range filters("p1")[:10] {
+	day := Base.Truncate(24 * time.Hour)
+	for _, b := range []struct {
+		origin time.Time
+		width  time.Duration
+	}{
+		// Whole hours on an hour: gen_hourly and the spans' partial hours.
+		{day, 6 * time.Hour}, {day.Add(time.Hour), time.Hour}, {day.Add(-2 * 24 * time.Hour), 24 * time.Hour},
+		{time.Unix(0, 0), 7 * 24 * time.Hour},
+		// Not on an hour, or not whole hours: the spans alone.
+		{day.Add(30 * time.Minute), time.Hour}, {day, 90 * time.Minute},
+	} {
+		for _, f := range append(filters("p1")[:10], hourlyFilters("p1")...) {
+			checkSeries(t, r, m, f, b.origin.UnixNano(), int64(b.width))
+		}
+	}
+}
+
+func checkSeries(t *testing.T, r storage.Reader, m model, f storage.Filter, origin, width int64) {
+	t.Helper()
+	{
 		got, err := r.Series(context.Background(), f, origin, width)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if f.From == nil || *f.From < origin {
+			f.From = &origin
 		}
 		want := map[int64]*storage.SeriesPoint{}
 		for _, g := range m.gens(f) {
@@ -398,13 +442,13 @@ func testSeries(t *testing.T, r storage.Reader, m model) {
 			p.Latency[lb]++
 		}
 		if len(got) != len(want) {
-			t.Fatalf("series %s: %d buckets, want %d", describe(f), len(got), len(want))
+			t.Fatalf("series %s origin %d width %d: %d buckets, want %d", describe(f), origin, width, len(got), len(want))
 		}
 		for i, p := range got {
 			w := want[p.BucketStartUnixNano]
 			if w == nil || p.Generations != w.Generations || p.Errors != w.Errors || p.InputTokens != w.InputTokens ||
 				p.OutputTokens != w.OutputTokens || !nearPtr(&p.TotalCostUSD, &w.TotalCostUSD) || !slices.Equal(p.Latency, w.Latency) {
-				t.Errorf("series %s bucket %d: %+v, want %+v", describe(f), p.BucketStartUnixNano, p, w)
+				t.Errorf("series %s origin %d width %d bucket %d: %+v, want %+v", describe(f), origin, width, p.BucketStartUnixNano, p, w)
 			}
 			if i > 0 && got[i-1].BucketStartUnixNano >= p.BucketStartUnixNano {
 				t.Errorf("series not in time order")
