@@ -25,6 +25,9 @@ type ReadDialect struct {
 	// narrow (project_id, start) index and fetches every row from the
 	// table; PostgreSQL's planner chooses by cost (nil: plain "spans").
 	UseIndex func(index string) string
+	// TotalsReady reports whether the migrations are done, so the totals
+	// tables (migration 7) are there to read (nil: always).
+	TotalsReady func() bool
 }
 
 // Rows is the part of a result set the reads use (database/sql and pgx
@@ -107,6 +110,10 @@ const (
 	genIndex         = "spans_gen_start"
 	genSessionIndex  = "spans_gen_session"
 	genCustomerIndex = "spans_gen_customer"
+	// The generations without a session or customer (migration 7), the
+	// NULL group of a whole project's usage by session or customer.
+	noSessionIndex  = "spans_gen_no_session"
+	noCustomerIndex = "spans_gen_no_customer"
 )
 
 // genFrom is the FROM term of a read of the generations f selects: through
@@ -131,13 +138,55 @@ const errorCount = "sum(CASE WHEN status_code = 'ERROR' THEN 1 ELSE 0 END)"
 
 // Summary implements Reader.
 func (r *SQLReader) Summary(ctx context.Context, f Filter) (Summary, error) {
+	if f.OnlyTime() && r.totalsReady() {
+		// The session and customer counts come from the totals (below).
+		return r.summarySums(ctx, f, false)
+	}
+	return r.summarySums(ctx, f, true)
+}
+
+// summarySums totals the generations of f; withCounts also counts their
+// distinct sessions and customers, else summaryCounts does.
+func (r *SQLReader) summarySums(ctx context.Context, f Filter, withCounts bool) (Summary, error) {
 	q := &query{d: &r.d}
-	sql := "SELECT count(*), count(DISTINCT session_id), count(DISTINCT customer_id), coalesce(" + errorCount + ", 0), " +
+	counts := "0, 0"
+	if withCounts {
+		counts = "count(DISTINCT session_id), count(DISTINCT customer_id)"
+	}
+	sql := "SELECT count(*), " + counts + ", coalesce(" + errorCount + ", 0), " +
 		sumInt("input_tokens") + ", " + sumInt("output_tokens") + ", sum(total_cost_usd) FROM " + r.genFrom(&f) + " WHERE " +
 		and(r.genWhere(q, &f, true))
 	var s Summary
 	err := r.one(ctx, sql, q.args, &s.Generations, &s.Sessions, &s.Customers, &s.Errors, &s.InputTokens, &s.OutputTokens, &s.TotalCostUSD)
+	if err != nil || withCounts {
+		return s, err
+	}
+	s.Sessions, s.Customers, err = r.summaryCounts(ctx, f)
 	return s, err
+}
+
+// summaryCounts counts, for a filter of only project and time range, the
+// session_totals and customer_totals rows active in the range (first seen
+// before To, last seen at or after From): the sessions and customers the
+// lists show for the same filter, read from an index instead of counting
+// the distinct ids of every generation in range. A session that began
+// before the range and has no generation starting in it is thus counted
+// (it was active in the range).
+func (r *SQLReader) summaryCounts(ctx context.Context, f Filter) (sessions, customers int64, err error) {
+	q := &query{d: &r.d}
+	count := func(t TotalsTable) string {
+		w := []string{"project_id = " + q.arg(f.ProjectID)}
+		if f.From != nil {
+			w = append(w, "last_seen_unix_nano >= "+q.arg(*f.From))
+		}
+		if f.To != nil {
+			w = append(w, "first_seen_unix_nano < "+q.arg(*f.To))
+		}
+		return "(SELECT count(*) FROM " + t.Name + " WHERE " + and(w) + ")"
+	}
+	sql := "SELECT " + count(SessionTotals) + ", " + count(CustomerTotals)
+	err = r.one(ctx, sql, q.args, &sessions, &customers)
+	return sessions, customers, err
 }
 
 // one runs a query expected to return one row and scans it.
@@ -187,11 +236,42 @@ func (r *SQLReader) Usage(ctx context.Context, f Filter, by UsageGroup, limit in
 	if order == "" {
 		order = "coalesce(sum(total_cost_usd), 0) DESC, count(*) DESC, 1"
 	}
+	if (by == ByCustomer || by == BySession) && f.OnlyTime() && f.From == nil && f.To == nil && r.totalsReady() {
+		return r.usageFromTotals(ctx, f.ProjectID, by, limit)
+	}
 	q := &query{d: &r.d}
 	sql := "SELECT " + key + ", count(*), coalesce(" + errorCount + ", 0), " + sumInt("input_tokens") + ", " + sumInt("output_tokens") +
 		", sum(total_cost_usd) FROM " + r.genFrom(&f) + " WHERE " + and(r.genWhere(q, &f, true)) +
 		" GROUP BY 1 ORDER BY " + order + " LIMIT " + strconv.Itoa(limit)
-	rows, err := r.q.Query(ctx, sql, q.args...)
+	return r.usageRows(ctx, sql, q.args, by)
+}
+
+// usageFromTotals is the usage of a whole project by customer or session:
+// the totals rows, and the group of the generations without one (NULL key)
+// aggregated from the spans through a partial index of just those.
+func (r *SQLReader) usageFromTotals(ctx context.Context, project string, by UsageGroup, limit int) ([]UsageRow, error) {
+	t, none := CustomerTotals, noCustomerIndex
+	if by == BySession {
+		t, none = SessionTotals, noSessionIndex
+	}
+	from := "spans"
+	if r.d.UseIndex != nil {
+		from = r.d.UseIndex(none)
+	}
+	q := &query{d: &r.d}
+	sql := "SELECT " + t.IDCol + ", generations, errors, input_tokens, output_tokens, total_cost_usd FROM (" +
+		"SELECT " + t.IDCol + ", generations, errors, input_tokens, output_tokens, " +
+		"CASE WHEN total_cost_known > 0 THEN CAST(total_cost_nano_usd AS DOUBLE PRECISION) / 1e9 END AS total_cost_usd FROM " + t.Name +
+		" WHERE project_id = " + q.arg(project) +
+		" UNION ALL SELECT NULL, count(*), coalesce(" + errorCount + ", 0), " + sumInt("input_tokens") + ", " + sumInt("output_tokens") +
+		", sum(total_cost_usd) FROM " + from + " WHERE project_id = " + q.arg(project) + " AND is_generation = " + r.d.True +
+		" AND " + t.IDCol + " IS NULL HAVING count(*) > 0) u" +
+		" ORDER BY coalesce(total_cost_usd, 0) DESC, generations DESC, 1 LIMIT " + strconv.Itoa(limit)
+	return r.usageRows(ctx, sql, q.args, by)
+}
+
+func (r *SQLReader) usageRows(ctx context.Context, sql string, args []any, by UsageGroup) ([]UsageRow, error) {
+	rows, err := r.q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -541,35 +621,71 @@ func (r *SQLReader) Trace(ctx context.Context, project, traceID string, limit in
 	return rows, nil
 }
 
-// sessionsSource is the sessions view of one project (DESIGN 2.5) as a
-// subquery, aggregated here rather than through the view so the project
-// and session terms reach the spans indexes in both backends.
-func (r *SQLReader) sessionsSource(q *query, project string, sessionID string, selectIn string) string {
-	w := "project_id = " + q.arg(project) + " AND is_generation = " + r.d.True + " AND session_id IS NOT NULL"
-	if sessionID != "" {
-		w += " AND session_id = " + q.arg(sessionID)
+// totalsColumns are the views' sums read from a totals row: NULL when no
+// generation of the group had the value (as sum() over none), costs back
+// from nano-USD to USD.
+const totalsColumns = "generations, errors, " +
+	"CASE WHEN input_tokens_known > 0 THEN input_tokens END AS input_tokens, " +
+	"CASE WHEN output_tokens_known > 0 THEN output_tokens END AS output_tokens, " +
+	"CASE WHEN total_cost_known > 0 THEN CAST(total_cost_nano_usd AS DOUBLE PRECISION) / 1e9 END AS total_cost_usd, " +
+	"first_seen_unix_nano, last_seen_unix_nano"
+
+// totalsSource is the sessions or customers view of one project (DESIGN
+// 2.5) as a subquery over its totals table (migration 7, kept by the write
+// path and retention), optionally one id, optionally the groups selectIn
+// selects.
+func totalsSource(q *query, t TotalsTable, project, id, selectIn string) string {
+	w := "project_id = " + q.arg(project)
+	if id != "" {
+		w += " AND " + t.IDCol + " = " + q.arg(id)
 	}
 	if selectIn != "" {
 		w += " AND " + selectIn
 	}
-	return "(SELECT project_id, session_id, max(customer_id) AS customer_id, count(*) AS generations, " +
-		errorCount + " AS errors, CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens, " +
-		"sum(total_cost_usd) AS total_cost_usd, min(start_time_unix_nano) AS first_seen_unix_nano, " +
-		"max(end_time_unix_nano) AS last_seen_unix_nano FROM spans WHERE " + w + " GROUP BY project_id, session_id) v"
+	return "(SELECT project_id, " + t.IDCol + ", " + t.Extra + ", " + totalsColumns + " FROM " + t.Name + " WHERE " + w + ") v"
 }
 
+// totalsReady reports whether the totals tables can be read: false while
+// an upgrade is still migrating (and backfilling) them, when the reads
+// aggregate the spans instead.
+func (r *SQLReader) totalsReady() bool { return r.d.TotalsReady == nil || r.d.TotalsReady() }
+
+// sessionsSource is the sessions view of one project, from session_totals.
+func (r *SQLReader) sessionsSource(q *query, project string, sessionID string, selectIn string) string {
+	if !r.totalsReady() {
+		return r.viewSource(q, SessionTotals, project, sessionID, selectIn)
+	}
+	return totalsSource(q, SessionTotals, project, sessionID, selectIn)
+}
+
+// customersSource is the customers view of one project, from
+// customer_totals.
 func (r *SQLReader) customersSource(q *query, project string, customerID string, selectIn string) string {
-	w := "project_id = " + q.arg(project) + " AND is_generation = " + r.d.True + " AND customer_id IS NOT NULL"
-	if customerID != "" {
-		w += " AND customer_id = " + q.arg(customerID)
+	if !r.totalsReady() {
+		return r.viewSource(q, CustomerTotals, project, customerID, selectIn)
+	}
+	return totalsSource(q, CustomerTotals, project, customerID, selectIn)
+}
+
+// viewSource is the sessions or customers view aggregated from the spans
+// (before the totals are ready), the project and id terms reaching the
+// spans indexes in both backends.
+func (r *SQLReader) viewSource(q *query, t TotalsTable, project, id, selectIn string) string {
+	w := "project_id = " + q.arg(project) + " AND is_generation = " + r.d.True + " AND " + t.IDCol + " IS NOT NULL"
+	if id != "" {
+		w += " AND " + t.IDCol + " = " + q.arg(id)
 	}
 	if selectIn != "" {
 		w += " AND " + selectIn
 	}
-	return "(SELECT project_id, customer_id, count(DISTINCT session_id) AS sessions, count(*) AS generations, " +
-		"CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens, " +
+	extra := "max(customer_id) AS customer_id"
+	if t.Extra == "sessions" {
+		extra = "count(DISTINCT session_id) AS sessions"
+	}
+	return "(SELECT project_id, " + t.IDCol + ", " + extra + ", count(*) AS generations, " +
+		errorCount + " AS errors, CAST(sum(input_tokens) AS BIGINT) AS input_tokens, CAST(sum(output_tokens) AS BIGINT) AS output_tokens, " +
 		"sum(total_cost_usd) AS total_cost_usd, min(start_time_unix_nano) AS first_seen_unix_nano, " +
-		"max(end_time_unix_nano) AS last_seen_unix_nano FROM spans WHERE " + w + " GROUP BY project_id, customer_id) v"
+		"max(end_time_unix_nano) AS last_seen_unix_nano FROM spans WHERE " + w + " GROUP BY project_id, " + t.IDCol + ") v"
 }
 
 const sessionColumns = "project_id, session_id, customer_id, generations, errors, input_tokens, output_tokens, total_cost_usd, first_seen_unix_nano, last_seen_unix_nano"
@@ -600,7 +716,7 @@ func (r *SQLReader) groupSelect(q *query, f *Filter, idCol string) (selectIn str
 	} else {
 		inner.CustomerID = ""
 	}
-	if !inner.onlyTime() {
+	if !inner.OnlyTime() {
 		selectIn = idCol + " IN (SELECT " + idCol + " FROM " + r.genFrom(&inner) + " WHERE " + and(r.genWhere(q, &inner, true)) + ")"
 	}
 	if f.From != nil {

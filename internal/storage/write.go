@@ -35,6 +35,11 @@ type Tx interface {
 	// AddUsage adds deltas to usage_daily, creating missing rows. Counters
 	// saturate at the int64 range rather than overflow.
 	AddUsage(ctx context.Context, deltas []UsageDelta) error
+	// AddTotals applies a write's changes to session_totals,
+	// customer_totals and customer_sessions: inserts the pairs (adding
+	// those that were new to their customers' Sessions), upserts the
+	// deltas, then recomputes the listed rows from the spans.
+	AddTotals(ctx context.Context, changes *TotalsChanges) error
 	// Savepoint, RollbackTo and Release manage a named savepoint, so a row
 	// the database refuses is undone alone inside the transaction.
 	Savepoint(ctx context.Context, name string) error
@@ -284,7 +289,10 @@ func WriteBatch(ctx context.Context, tx Tx, spans []Span) (WriteResult, error) {
 //     written: a replay after retention is not counted again);
 //  5. usage_daily gets, for every inserted or updated row, the new row's
 //     contribution minus the old row's, so it always equals the aggregate
-//     of the stored generations plus what retention removed.
+//     of the stored generations plus what retention removed;
+//  6. session_totals and customer_totals get the deltas of the inserted
+//     generations, and the rows of replaced generations (old and new
+//     session and customer) are recomputed from the spans (totals.go).
 //
 // Without isolating, a row the database refuses fails the whole transaction
 // with a permanent error: the caller rolls back and calls again with
@@ -319,7 +327,7 @@ func WriteGroup(ctx context.Context, tx Tx, reqs []*Request, isolating bool) err
 			return err
 		}
 	}
-	w := &groupWrite{tx: tx, existing: existing, deltas: map[UsageKey]*UsageDelta{}}
+	w := &groupWrite{tx: tx, existing: existing, deltas: map[UsageKey]*UsageDelta{}, totals: newTotalsAcc()}
 	var outcomes map[Key]Outcome
 	if isolating {
 		if err := w.isolating(ctx, reqs, rows); err != nil {
@@ -333,6 +341,11 @@ func WriteGroup(ctx context.Context, tx Tx, reqs []*Request, isolating bool) err
 	}
 	if list := sortedDeltas(w.deltas); len(list) > 0 {
 		if err := tx.AddUsage(ctx, list); err != nil {
+			return err
+		}
+	}
+	if ch := w.totals.changes(); !ch.Empty() {
+		if err := tx.AddTotals(ctx, ch); err != nil {
 			return err
 		}
 	}
@@ -368,6 +381,7 @@ type groupWrite struct {
 	tx         Tx
 	existing   map[Key]Existing
 	deltas     map[UsageKey]*UsageDelta
+	totals     *totalsAcc
 	firstCause error
 }
 
@@ -384,13 +398,15 @@ func (w *groupWrite) applyChanged(changed []Changed, byKey map[Key]*Span, cur ma
 		if c.InsertedKnown && c.Inserted == existed {
 			return errConcurrentFirstWrite
 		}
+		f := row.UsageFields()
 		if existed {
 			addUsage(w.deltas, c.Key.ProjectID, &prev, -1)
+			w.totals.replace(c.Key.ProjectID, &prev, &f)
 			record(c.Key, OutcomeUpdated)
 		} else {
+			w.totals.add(c.Key.ProjectID, &f)
 			record(c.Key, OutcomeInserted)
 		}
-		f := row.UsageFields()
 		addUsage(w.deltas, c.Key.ProjectID, &f, +1)
 		cur[c.Key] = f
 	}

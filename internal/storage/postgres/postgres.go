@@ -131,8 +131,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.MigrateTo > 0 {
 		want = opts.MigrateTo
 	}
-	s := &Store{pool: pool, password: cfg.ConnConfig.Password, dsn: opts.DSN, migrations: migrations, want: want,
-		SQLReader: newReader(pool, cfg.ConnConfig.Password)}
+	s := &Store{pool: pool, password: cfg.ConnConfig.Password, dsn: opts.DSN, migrations: migrations, want: want}
+	// The totals are read once the migrations are done (before: from the
+	// spans).
+	s.SQLReader = newReader(pool, cfg.ConnConfig.Password, func() bool { return s.want == len(s.migrations) && s.migrator.Ready() == nil })
 	s.group = storage.NewGroupCommitter(int(cfg.MaxConns), maxGroupSpans, s.commit)
 	s.migrator = &storage.Migrator{
 		Describe: "postgres " + storage.RedactDSN(opts.DSN), Logger: opts.Logger, Want: want,
@@ -670,11 +672,11 @@ const (
 	deleteSpansSQL = `WITH gone AS (
 			DELETE FROM spans WHERE ctid = ANY(ARRAY(SELECT ctid FROM spans
 				WHERE received_at_unix_nano < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))
-			RETURNING project_id, trace_id, span_id),
+			RETURNING project_id, trace_id, span_id, is_generation, session_id, customer_id),
 		tombstones AS (
 			INSERT INTO span_tombstones (project_id, trace_id, span_id, deleted_at_unix_nano)
 			SELECT project_id, trace_id, span_id, $3 FROM gone ON CONFLICT DO NOTHING)
-		SELECT count(*) FROM gone`
+		SELECT project_id, is_generation, session_id, customer_id FROM gone`
 )
 
 // Retention of the Fallom SDK tables (migration 6), with the same
@@ -766,9 +768,7 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 	if p.SpansAfter > 0 {
 		cutoff := p.Now.Add(-p.SpansAfter).UnixNano()
 		res.SpansDeleted, err = pass(func(tx pgx.Tx) (int64, error) {
-			var n int64
-			err := tx.QueryRow(ctx, deleteSpansSQL, cutoff, batch, p.Now.UnixNano()).Scan(&n)
-			return n, err
+			return deleteBatch(ctx, tx, cutoff, batch, p.Now.UnixNano())
 		})
 		if err != nil {
 			return res, err
@@ -788,6 +788,39 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 		}
 	}
 	return res, nil
+}
+
+// deleteBatch deletes up to batch spans received before cutoff, leaving a
+// tombstone of each; the totals of their sessions and customers lose them
+// (recomputed from the spans left, in the same transaction).
+func deleteBatch(ctx context.Context, tx pgx.Tx, cutoff int64, batch int, now int64) (int64, error) {
+	rows, err := tx.Query(ctx, deleteSpansSQL, cutoff, batch, now)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	sessions, customers := map[storage.TotalsKey]struct{}{}, map[storage.TotalsKey]struct{}{}
+	for rows.Next() {
+		var project string
+		var gen bool
+		var session, customer *string
+		if err := rows.Scan(&project, &gen, &session, &customer); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		n++
+		if gen && session != nil {
+			sessions[storage.TotalsKey{ProjectID: project, ID: *session}] = struct{}{}
+		}
+		if gen && customer != nil {
+			customers[storage.TotalsKey{ProjectID: project, ID: *customer}] = struct{}{}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	return n, recomputeTotals(ctx, tx, storage.SortedTotalsKeys(sessions), storage.SortedTotalsKeys(customers))
 }
 
 // wrap classifies err (data errors are permanent; connection, shutdown,

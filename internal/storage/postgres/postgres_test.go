@@ -334,3 +334,21 @@ func TestPasswordNeverInErrors(t *testing.T) {
 		t.Fatalf("invalid DSN: %v; want a permanent error without the password", err)
 	}
 }
+
+// A version-6 database holding spans is upgraded: migration 7 backfills
+// session_totals, customer_totals and customer_sessions from the stored
+// generations, and the write path goes on from there.
+func TestTotalsBackfillFromV6(t *testing.T) {
+	dsn := newDatabase(t)
+	v6 := open(t, Options{DSN: dsn, MigrateTo: 6})
+	exec := func(query string, args ...any) error {
+		_, err := v6.Pool().Exec(context.Background(), query, args...)
+		return err
+	}
+	storagetest.TotalsBackfill(t, backend(), exec, func(n int) string { return fmt.Sprintf("$%d", n) }, func() storage.Store {
+		v6.Close()
+		s := open(t, Options{DSN: dsn})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -97,13 +97,17 @@ type Store struct {
 	want       int // schema version this store writes
 	migrator   *storage.Migrator
 
-	// inserts, upserts, lookups and usages hold the prepared multi-row
-	// statements of the chunk sizes (inserts of new spans, span upserts,
-	// key lookups, usage_daily upserts): parsing a statement of hundreds of
+	// inserts, upserts, lookups, usages, sessionTotals, customerTotals
+	// and pairs hold the prepared multi-row statements of the chunk sizes
+	// (inserts of new spans, span upserts, key lookups, usage_daily,
+	// session_totals and customer_totals upserts, customer_sessions
+	// inserts): parsing a statement of hundreds of
 	// placeholders for every write cost about a tenth of the write's CPU.
 	// Prepared on the store's only connection once the schema is ready,
 	// read-only afterwards (stmtsReady).
 	inserts, upserts, lookups, usages map[int]*sql.Stmt
+	sessionTotals, customerTotals     map[int]*sql.Stmt
+	pairs                             map[int]*sql.Stmt
 	version                           *sql.Stmt
 	stmtsMu                           sync.Mutex
 	stmtsReady                        atomic.Bool
@@ -241,7 +245,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		want = opts.MigrateTo
 	}
 	s := &Store{db: db, path: opts.Path, pageSize: pageSize, migrations: migrations, want: want,
-		inserts: map[int]*sql.Stmt{}, upserts: map[int]*sql.Stmt{}, lookups: map[int]*sql.Stmt{}, usages: map[int]*sql.Stmt{}}
+		inserts: map[int]*sql.Stmt{}, upserts: map[int]*sql.Stmt{}, lookups: map[int]*sql.Stmt{}, usages: map[int]*sql.Stmt{},
+		sessionTotals: map[int]*sql.Stmt{}, customerTotals: map[int]*sql.Stmt{}, pairs: map[int]*sql.Stmt{}}
 	s.group = storage.NewGroupCommitter(1, maxGroupSpans, s.commit)
 	s.migrator = &storage.Migrator{
 		Describe: "sqlite " + opts.Path, Logger: opts.Logger, Want: want,
@@ -274,7 +279,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Close() error {
 	s.migrator.Stop()
 	s.stmtsMu.Lock()
-	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages} {
+	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages, s.sessionTotals, s.customerTotals, s.pairs} {
 		for _, st := range cache {
 			st.Close()
 		}
@@ -301,7 +306,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		for _, p := range []struct {
 			cache map[int]*sql.Stmt
 			query string
-		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)}} {
+		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)},
+			{s.sessionTotals, sessionTotalsSQL(n)}, {s.customerTotals, customerTotalsSQL(n)}, {s.pairs, pairsSQL(n)}} {
 			st, err := s.db.PrepareContext(ctx, p.query)
 			if err != nil {
 				return fmt.Errorf("sqlite: prepare statement: %w", err)
@@ -800,6 +806,11 @@ const (
 	tombstoneSQL    = `INSERT OR IGNORE INTO span_tombstones (project_id, trace_id, span_id, deleted_at_unix_nano)
 		SELECT project_id, trace_id, span_id, ? FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
 	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
+	// The sessions and customers of the generations about to be deleted,
+	// whose totals are recomputed after the delete.
+	deletedGroupsSQL = `SELECT DISTINCT project_id, session_id, customer_id FROM spans
+		WHERE rowid IN (SELECT value FROM json_each(?)) AND is_generation = 1
+		AND (session_id IS NOT NULL OR customer_id IS NOT NULL)`
 )
 
 // Retention of the Fallom SDK tables (migration 6). Each statement takes
@@ -906,7 +917,8 @@ func (s *Store) retentionPass(ctx context.Context, query string, cutoff int64, b
 }
 
 // deleteBatch deletes up to batch spans received before cutoff and leaves
-// a tombstone of each.
+// a tombstone of each; the totals of their sessions and customers lose
+// them (recomputed from the spans left).
 func deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now int64) (int64, error) {
 	rows, err := tx.QueryContext(ctx, oldSpansSQL, cutoff, batch)
 	if err != nil {
@@ -934,11 +946,46 @@ func deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now i
 	if _, err := tx.ExecContext(ctx, tombstoneSQL, now, string(list)); err != nil {
 		return 0, err
 	}
+	sessions, customers, err := deletedGroups(ctx, tx, string(list))
+	if err != nil {
+		return 0, err
+	}
 	r, err := tx.ExecContext(ctx, deleteSpansSQL, string(list))
 	if err != nil {
 		return 0, err
 	}
+	if err := recomputeTotals(ctx, tx, sessions, customers); err != nil {
+		return 0, err
+	}
 	return r.RowsAffected()
+}
+
+// deletedGroups returns the sessions and customers of the generations
+// among the rowids of list.
+func deletedGroups(ctx context.Context, tx *sql.Tx, list string) (sessions, customers []storage.TotalsKey, err error) {
+	rows, err := tx.QueryContext(ctx, deletedGroupsSQL, list)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	s, c := map[storage.TotalsKey]struct{}{}, map[storage.TotalsKey]struct{}{}
+	for rows.Next() {
+		var project string
+		var session, customer sql.NullString
+		if err := rows.Scan(&project, &session, &customer); err != nil {
+			return nil, nil, err
+		}
+		if session.Valid {
+			s[storage.TotalsKey{ProjectID: project, ID: session.String}] = struct{}{}
+		}
+		if customer.Valid {
+			c[storage.TotalsKey{ProjectID: project, ID: customer.String}] = struct{}{}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return storage.SortedTotalsKeys(s), storage.SortedTotalsKeys(c), nil
 }
 
 func (s *Store) retentionTx(ctx context.Context, f func(*sql.Tx) error) error {
