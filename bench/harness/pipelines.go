@@ -19,36 +19,43 @@ import (
 
 // Pipeline names, as they appear in results/latest.json.
 const (
-	OursNop      = "ours_nop"
-	OursSQLite   = "ours_sqlite"
-	OursPostgres = "ours_postgres"
-	Peer         = "peer"
+	OursNop    = "ours_nop"
+	OursSQLite = "ours_sqlite"
+	// OursSQLiteBase is ours_sqlite built from BaseRev: the same pipeline
+	// before a change whose ingest cost is bounded (issue 11.7).
+	OursSQLiteBase = "ours_sqlite_base"
+	OursPostgres   = "ours_postgres"
+	Peer           = "peer"
 )
 
 // AllPipelines is the interleaving order of a round.
-var AllPipelines = []string{OursNop, OursSQLite, OursPostgres, Peer}
+var AllPipelines = []string{OursNop, OursSQLite, OursSQLiteBase, OursPostgres, Peer}
 
 // Descriptions say what each pipeline is, for the report.
 var Descriptions = map[string]string{
-	OursNop:      "fallomcol, shipped config with the debug exporter (no queue, sampled basic logging) instead of storage: the ceiling of receiver + fallomauth + memory_limiter + openroutermapping",
-	OursSQLite:   "fallomcol, shipped config/config.yaml as is (fallom exporter into SQLite, a 2xx only after the commit)",
-	OursPostgres: "fallomcol, shipped config with the fallom exporter on PostgreSQL (a local server from the Debian package, fsync off as pgtest runs it)",
-	Peer:         "stock otelcol (ocb, contrib v0.161.0): otlp + bearertokenauth + memory_limiter + transform (OTTL mapping) + batch + file exporter",
+	OursNop:        "fallomcol, shipped config with the debug exporter (no queue, sampled basic logging) instead of storage: the ceiling of receiver + fallomauth + memory_limiter + openroutermapping",
+	OursSQLite:     "fallomcol, shipped config/config.yaml as is (fallom exporter into SQLite, a 2xx only after the commit)",
+	OursSQLiteBase: "ours_sqlite built from the commit before the console's rollups (BENCH_BASE_REV, default " + DefaultBaseRev + "), with that commit's config/config.yaml",
+	OursPostgres:   "fallomcol, shipped config with the fallom exporter on PostgreSQL (a local server from the Debian package, fsync off as pgtest runs it)",
+	Peer:           "stock otelcol (ocb, contrib v0.161.0): otlp + bearertokenauth + memory_limiter + transform (OTTL mapping) + batch + file exporter",
 }
 
 // World is what every run shares: binaries, the API key, the PostgreSQL
 // server, the memory limit.
 type World struct {
-	Root           string
-	OursBin        string
-	PeerBin        string
-	Key            string
-	KeysFile       string
-	WorkDir        string
-	MemoryLimitMiB int
-	MemorySpikeMiB int
-	PG             *pgtest.Server
-	Log            io.Writer
+	Root    string
+	OursBin string
+	// BaseBin and BaseTree: the ours_sqlite_base collector and the source
+	// tree it was built from.
+	BaseBin, BaseTree string
+	PeerBin           string
+	Key               string
+	KeysFile          string
+	WorkDir           string
+	MemoryLimitMiB    int
+	MemorySpikeMiB    int
+	PG                *pgtest.Server
+	Log               io.Writer
 	// ProfileDir: see Options.ProfileDir.
 	ProfileDir string
 	runs       int
@@ -90,8 +97,15 @@ func (w *World) Start(ctx context.Context, name string) (*Instance, error) {
 		return nil, err
 	}
 	switch name {
-	case OursNop, OursSQLite, OursPostgres:
+	case OursNop, OursSQLite, OursSQLiteBase, OursPostgres:
 		bin = w.OursBin
+		root := w.Root
+		if name == OursSQLiteBase {
+			if w.BaseBin == "" {
+				return nil, fmt.Errorf("%s: the base binary was not built", name)
+			}
+			bin, root = w.BaseBin, w.BaseTree
+		}
 		grpcAddr, err1 := FreeAddr()
 		healthAddr, err2 := FreeAddr()
 		consoleAddr, err3 := FreeAddr()
@@ -100,7 +114,7 @@ func (w *World) Start(ctx context.Context, name string) (*Instance, error) {
 			return nil, fmt.Errorf("no free port: %v %v %v %v", err1, err2, err3, err4)
 		}
 		dbPath := filepath.Join(runDir, "fallom.db")
-		args = []string{"--config", filepath.Join(w.Root, "config", "config.yaml")}
+		args = []string{"--config", filepath.Join(root, "config", "config.yaml")}
 		env = []string{
 			"FALLOM_KEYS_FILE=" + w.KeysFile,
 			"FALLOM_DB=" + dbPath,
@@ -116,11 +130,11 @@ func (w *World) Start(ctx context.Context, name string) (*Instance, error) {
 		switch name {
 		case OursNop:
 			args = append(args, "--config", filepath.Join(w.Root, "bench", "configs", "ours_nop.overlay.yaml"))
-		case OursSQLite:
+		case OursSQLite, OursSQLiteBase:
 			inst.CountStored = func(ctx context.Context) (int64, error) { return countSQLite(ctx, dbPath) }
 		}
 		if w.ProfileDir != "" {
-			overlay, addr, err := writePprofOverlay(filepath.Join(w.Root, "config", "config.yaml"), runDir)
+			overlay, addr, err := writePprofOverlay(filepath.Join(root, "config", "config.yaml"), runDir)
 			if err != nil {
 				return nil, err
 			}

@@ -358,6 +358,13 @@ func runPipelines(ctx context.Context, o Options, res *Results, fail func(string
 		}
 		w.PeerBin = pb
 	}
+	if slices.Contains(pipelines, OursSQLiteBase) {
+		bb, tree, err := EnsureBase(ctx, o.Root, BaseRev(), o.Log)
+		if err != nil {
+			drop(OursSQLiteBase, err.Error())
+		}
+		w.BaseBin, w.BaseTree = bb, tree
+	}
 	if slices.Contains(pipelines, OursPostgres) || slices.Contains(o.Console.Backends, "postgres") {
 		pg, err := pgtest.StartServer("")
 		if err != nil {
@@ -404,7 +411,7 @@ func runPipelines(ctx context.Context, o Options, res *Results, fail func(string
 				fail("%s round %d: %s", name, round, s.Error)
 			}
 			res.Pipelines[name].Samples = append(res.Pipelines[name].Samples, s)
-			fmt.Fprintf(o.Log, "round %d %-13s c=%-3d %8.0f spans/s  cpu %.3f s/10k  rss %.0f MiB  p99 %.0f ms  errors %d\n",
+			fmt.Fprintf(o.Log, "round %d %-16s c=%-3d %8.0f spans/s  cpu %.3f s/10k  rss %.0f MiB  p99 %.0f ms  errors %d\n",
 				round, name, s.Concurrency, s.SpansPerSec, s.CPUPer10k, s.PeakRSSMiB, s.Load.LatencyOK.P99, s.Load.Errors())
 		}
 	}

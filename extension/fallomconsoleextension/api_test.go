@@ -877,3 +877,51 @@ func TestLoginSessionEndsWhenKeyExpires(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, a.status)
 	assert.Contains(t, string(a.body), "expired")
 }
+
+// Logout is a same-origin POST: a GET (which another site can make the
+// browser send) or a cross-site POST leaves the session working.
+func TestLogoutOnlyBySameOriginPost(t *testing.T) {
+	st := sqliteStorage(t)
+	writeFixture(t, st)
+	const key = "flm_p1KeyForTheLogoutTest_00000000005"
+	base := startConsole(t, st, keys.Entry{Name: "p1-logout", Project: "p1", Key: configopaque.String(key), Scopes: []string{"read"}})
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	browser := &http.Client{Jar: jar}
+	resp, err := browser.PostForm(base+"/login", url.Values{"key": {key}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, "/", resp.Request.URL.Path, "logged in and sent to the overview")
+	loggedIn := func() bool {
+		resp, err := browser.Get(base + "/sessions")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/sessions"
+	}
+
+	resp, err = browser.Get(base + "/logout")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	assert.True(t, loggedIn(), "a GET /logout ended the session")
+
+	req, err := http.NewRequest(http.MethodPost, base+"/logout", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err = browser.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.True(t, loggedIn(), "a cross-site POST /logout ended the session")
+
+	req, err = http.NewRequest(http.MethodPost, base+"/logout", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", base)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err = browser.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, "/login", resp.Request.URL.Path)
+	assert.False(t, loggedIn(), "the same-origin POST /logout left the session working")
+}

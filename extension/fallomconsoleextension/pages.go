@@ -200,8 +200,12 @@ func (c *console) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// logout ends the login session. POST only (the layout's button is a
+// form), and only from the console's own pages: a GET, which any other
+// site can make a browser send (a link, an image), would let it log the
+// user out; the mux answers a GET with 405.
 func (c *console) logout(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost && !sameOrigin(r) {
+	if !sameOrigin(r) {
 		http.Error(w, "cross-site logout refused", http.StatusForbidden)
 		return
 	}

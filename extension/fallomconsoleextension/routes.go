@@ -75,7 +75,10 @@ func (c *console) handler() http.Handler {
 	mux.HandleFunc("GET /login", c.loginForm)
 	mux.HandleFunc("POST /login", c.loginSubmit)
 	mux.HandleFunc("POST /logout", c.logout)
-	mux.HandleFunc("GET /logout", c.logout)
+	mux.HandleFunc("/logout", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "log out with the console's Log out button (POST /logout)", http.StatusMethodNotAllowed)
+	})
 	static, _ := fs.Sub(webFS, "web/static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", staticHandler(http.FileServerFS(static))))
 	mux.HandleFunc("/", c.notFound)

@@ -62,8 +62,11 @@ const (
 	// QScanWindow is how many candidate generations one page of a q
 	// (substring) search examines at most. A page of a search can hold
 	// fewer than its limit rows and still have a next cursor: the search
-	// went through this many rows and goes on from there.
-	QScanWindow = 20000
+	// went through this many rows and goes on from there. Each candidate's
+	// prompt and completion are read from the table (kilobytes a row, no
+	// index holds them): 5,000 keeps a page near 50 ms at a million spans
+	// (BENCHMARKS.md), 20,000 took 190-260 ms.
+	QScanWindow = 5000
 )
 
 // Filter selects generations (DESIGN 5). Empty strings and nil times do not

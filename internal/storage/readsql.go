@@ -26,7 +26,7 @@ type ReadDialect struct {
 	// table; PostgreSQL's planner chooses by cost (nil: plain "spans").
 	UseIndex func(index string) string
 	// TotalsReady reports whether the migrations are done, so the totals
-	// tables (migration 7) are there to read (nil: always).
+	// tables (migration 8) are there to read (nil: always).
 	TotalsReady func() bool
 }
 
@@ -110,7 +110,7 @@ const (
 	genIndex         = "spans_gen_start"
 	genSessionIndex  = "spans_gen_session"
 	genCustomerIndex = "spans_gen_customer"
-	// The generations without a session or customer (migration 7), the
+	// The generations without a session or customer (migration 8), the
 	// NULL group of a whole project's usage by session or customer.
 	noSessionIndex  = "spans_gen_no_session"
 	noCustomerIndex = "spans_gen_no_customer"
@@ -631,7 +631,7 @@ const totalsColumns = "generations, errors, " +
 	"first_seen_unix_nano, last_seen_unix_nano"
 
 // totalsSource is the sessions or customers view of one project (DESIGN
-// 2.5) as a subquery over its totals table (migration 7, kept by the write
+// 2.5) as a subquery over its totals table (migration 8, kept by the write
 // path and retention), optionally one id, optionally the groups selectIn
 // selects.
 func totalsSource(q *query, t TotalsTable, project, id, selectIn string) string {

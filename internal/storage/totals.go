@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// The per-session and per-customer totals (migration 7): session_totals
+// The per-session and per-customer totals (migration 8): session_totals
 // and customer_totals hold the rows of the sessions and customers views
 // (DESIGN 2.5), kept in the write transaction so the console reads a page
 // of an index instead of aggregating every generation of the project.

@@ -35,6 +35,10 @@ type Tx interface {
 	// AddUsage adds deltas to usage_daily, creating missing rows. Counters
 	// saturate at the int64 range rather than overflow.
 	AddUsage(ctx context.Context, deltas []UsageDelta) error
+	// AddHourly adds deltas (in key order) to gen_hourly, creating missing
+	// rows, and deletes the rows of Emptied(deltas) left with no
+	// generation. Counters saturate as AddUsage's do.
+	AddHourly(ctx context.Context, deltas []HourlyDelta) error
 	// AddTotals applies a write's changes to session_totals,
 	// customer_totals and customer_sessions: inserts the pairs (adding
 	// those that were new to their customers' Sessions), upserts the
@@ -289,7 +293,9 @@ func WriteBatch(ctx context.Context, tx Tx, spans []Span) (WriteResult, error) {
 //     written: a replay after retention is not counted again);
 //  5. usage_daily gets, for every inserted or updated row, the new row's
 //     contribution minus the old row's, so it always equals the aggregate
-//     of the stored generations plus what retention removed;
+//     of the stored generations plus what retention removed; gen_hourly
+//     gets the same difference (retention subtracts from it, so it always
+//     equals the aggregate of the stored generations);
 //  6. session_totals and customer_totals get the deltas of the inserted
 //     generations, and the rows of replaced generations (old and new
 //     session and customer) are recomputed from the spans (totals.go).
@@ -327,7 +333,7 @@ func WriteGroup(ctx context.Context, tx Tx, reqs []*Request, isolating bool) err
 			return err
 		}
 	}
-	w := &groupWrite{tx: tx, existing: existing, deltas: map[UsageKey]*UsageDelta{}, totals: newTotalsAcc()}
+	w := &groupWrite{tx: tx, existing: existing, deltas: map[UsageKey]*UsageDelta{}, hourly: HourlyDeltas{}, totals: newTotalsAcc()}
 	var outcomes map[Key]Outcome
 	if isolating {
 		if err := w.isolating(ctx, reqs, rows); err != nil {
@@ -341,6 +347,11 @@ func WriteGroup(ctx context.Context, tx Tx, reqs []*Request, isolating bool) err
 	}
 	if list := sortedDeltas(w.deltas); len(list) > 0 {
 		if err := tx.AddUsage(ctx, list); err != nil {
+			return err
+		}
+	}
+	if list := w.hourly.Sorted(); len(list) > 0 {
+		if err := tx.AddHourly(ctx, list); err != nil {
 			return err
 		}
 	}
@@ -381,6 +392,7 @@ type groupWrite struct {
 	tx         Tx
 	existing   map[Key]Existing
 	deltas     map[UsageKey]*UsageDelta
+	hourly     HourlyDeltas
 	totals     *totalsAcc
 	firstCause error
 }
@@ -401,6 +413,7 @@ func (w *groupWrite) applyChanged(changed []Changed, byKey map[Key]*Span, cur ma
 		f := row.UsageFields()
 		if existed {
 			addUsage(w.deltas, c.Key.ProjectID, &prev, -1)
+			w.hourly.Add(c.Key.ProjectID, &prev, -1)
 			w.totals.replace(c.Key.ProjectID, &prev, &f)
 			record(c.Key, OutcomeUpdated)
 		} else {
@@ -408,6 +421,7 @@ func (w *groupWrite) applyChanged(changed []Changed, byKey map[Key]*Span, cur ma
 			record(c.Key, OutcomeInserted)
 		}
 		addUsage(w.deltas, c.Key.ProjectID, &f, +1)
+		w.hourly.Add(c.Key.ProjectID, &f, +1)
 		cur[c.Key] = f
 	}
 	return nil

@@ -640,6 +640,63 @@ func (t pgTx) AddUsage(ctx context.Context, deltas []storage.UsageDelta) error {
 	return t.store.wrap(err)
 }
 
+var addHourlySQL = func() string {
+	cols := storage.HourlyDeltaColumns
+	params := []string{"$1::text[]", "$2::bigint[]", "$3::text[]", "$4::text[]"}
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		params = append(params, fmt.Sprintf("$%d::bigint[]", i+5))
+		set[i] = c + " = " + storage.SaturatingSum("gen_hourly", "EXCLUDED", c)
+	}
+	return "INSERT INTO gen_hourly (project_id, hour_unix_nano, model, provider, " + strings.Join(cols, ", ") +
+		") SELECT * FROM unnest(" + strings.Join(params, ", ") + ")" +
+		" ON CONFLICT (project_id, hour_unix_nano, model, provider) DO UPDATE SET " + strings.Join(set, ", ")
+}()
+
+const deleteEmptyHoursSQL = `DELETE FROM gen_hourly WHERE (project_id, hour_unix_nano, model, provider) IN (
+	SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[])) AND generations = 0`
+
+// AddHourly implements storage.Tx.
+func (t pgTx) AddHourly(ctx context.Context, deltas []storage.HourlyDelta) error {
+	return t.store.wrap(addHourly(ctx, t.tx, deltas))
+}
+
+// addHourly applies deltas (in key order, as they lock rows) to gen_hourly
+// inside tx (a write or a retention batch).
+func addHourly(ctx context.Context, tx pgx.Tx, deltas []storage.HourlyDelta) error {
+	n := len(deltas)
+	projects, hours, models, providers := make([]string, n), make([]int64, n), make([]string, n), make([]string, n)
+	counters := make([][]int64, len(storage.HourlyDeltaColumns))
+	for i := range counters {
+		counters[i] = make([]int64, n)
+	}
+	for r := range deltas {
+		d := &deltas[r]
+		projects[r], hours[r], models[r], providers[r] = d.Key.ProjectID, d.Key.HourUnixNano, d.Key.Model, d.Key.Provider
+		for i, v := range d.Values() {
+			counters[i][r] = v
+		}
+	}
+	args := []any{projects, hours, models, providers}
+	for _, a := range counters {
+		args = append(args, a)
+	}
+	if _, err := tx.Exec(ctx, addHourlySQL, args...); err != nil {
+		return err
+	}
+	emptied := storage.Emptied(deltas)
+	if len(emptied) == 0 {
+		return nil
+	}
+	n = len(emptied)
+	projects, hours, models, providers = make([]string, n), make([]int64, n), make([]string, n), make([]string, n)
+	for i, k := range emptied {
+		projects[i], hours[i], models[i], providers[i] = k.ProjectID, k.HourUnixNano, k.Model, k.Provider
+	}
+	_, err := tx.Exec(ctx, deleteEmptyHoursSQL, projects, hours, models, providers)
+	return err
+}
+
 // Savepoint implements storage.Tx.
 func (t pgTx) Savepoint(ctx context.Context, name string) error {
 	_, err := t.tx.Exec(ctx, "SAVEPOINT "+name)
@@ -662,7 +719,8 @@ func (t pgTx) Release(ctx context.Context, name string) error {
 // LOCKED, so it never waits for a row a writer holds; the content pass
 // walks spans_with_content (rows that still hold content), so a pass with
 // nothing to do does not read the rows cleared before; deleted spans leave
-// tombstones in the same statement.
+// tombstones in the same statement, which returns the deleted rows' usage
+// to be subtracted from gen_hourly in the same transaction.
 const (
 	contentBatchSQL = `SELECT ctid FROM spans
 			WHERE received_at_unix_nano < $1 AND (prompt IS NOT NULL OR completion IS NOT NULL)
@@ -672,11 +730,11 @@ const (
 	deleteSpansSQL = `WITH gone AS (
 			DELETE FROM spans WHERE ctid = ANY(ARRAY(SELECT ctid FROM spans
 				WHERE received_at_unix_nano < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))
-			RETURNING project_id, trace_id, span_id, is_generation, session_id, customer_id),
+			RETURNING trace_id, span_id, ` + storage.DeletedColumns + `),
 		tombstones AS (
 			INSERT INTO span_tombstones (project_id, trace_id, span_id, deleted_at_unix_nano)
 			SELECT project_id, trace_id, span_id, $3 FROM gone ON CONFLICT DO NOTHING)
-		SELECT project_id, is_generation, session_id, customer_id FROM gone`
+		SELECT ` + storage.DeletedColumns + ` FROM gone`
 )
 
 // Retention of the Fallom SDK tables (migration 6), with the same
@@ -791,36 +849,26 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 }
 
 // deleteBatch deletes up to batch spans received before cutoff, leaving a
-// tombstone of each; the totals of their sessions and customers lose them
-// (recomputed from the spans left, in the same transaction).
+// tombstone of each, subtracts the deleted generations from gen_hourly and
+// recomputes the totals of their sessions and customers from the spans
+// left, in the same transaction.
 func deleteBatch(ctx context.Context, tx pgx.Tx, cutoff int64, batch int, now int64) (int64, error) {
 	rows, err := tx.Query(ctx, deleteSpansSQL, cutoff, batch, now)
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	sessions, customers := map[storage.TotalsKey]struct{}{}, map[storage.TotalsKey]struct{}{}
-	for rows.Next() {
-		var project string
-		var gen bool
-		var session, customer *string
-		if err := rows.Scan(&project, &gen, &session, &customer); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		n++
-		if gen && session != nil {
-			sessions[storage.TotalsKey{ProjectID: project, ID: *session}] = struct{}{}
-		}
-		if gen && customer != nil {
-			customers[storage.TotalsKey{ProjectID: project, ID: *customer}] = struct{}{}
-		}
-	}
+	gone, err := storage.ScanDeleted(rows.Next, rows.Scan)
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
 		return 0, err
 	}
-	return n, recomputeTotals(ctx, tx, storage.SortedTotalsKeys(sessions), storage.SortedTotalsKeys(customers))
+	if err := addHourly(ctx, tx, gone.Hourly); err != nil {
+		return 0, err
+	}
+	return gone.Spans, recomputeTotals(ctx, tx, gone.Sessions, gone.Customers)
 }
 
 // wrap classifies err (data errors are permanent; connection, shutdown,

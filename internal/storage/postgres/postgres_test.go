@@ -335,20 +335,44 @@ func TestPasswordNeverInErrors(t *testing.T) {
 	}
 }
 
-// A version-6 database holding spans is upgraded: migration 7 backfills
+// A version-7 database holding spans is upgraded: migration 8 backfills
 // session_totals, customer_totals and customer_sessions from the stored
 // generations, and the write path goes on from there.
-func TestTotalsBackfillFromV6(t *testing.T) {
+func TestTotalsBackfillFromV7(t *testing.T) {
 	dsn := newDatabase(t)
-	v6 := open(t, Options{DSN: dsn, MigrateTo: 6})
+	v7 := open(t, Options{DSN: dsn, MigrateTo: 7})
 	exec := func(query string, args ...any) error {
-		_, err := v6.Pool().Exec(context.Background(), query, args...)
+		_, err := v7.Pool().Exec(context.Background(), query, args...)
 		return err
 	}
 	storagetest.TotalsBackfill(t, backend(), exec, func(n int) string { return fmt.Sprintf("$%d", n) }, func() storage.Store {
-		v6.Close()
+		v7.Close()
 		s := open(t, Options{DSN: dsn})
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// TestHourlyBackfill: a database at version 6 holding spans gets gen_hourly
+// backfilled from them by the migration (issue 11.7), and replaying the
+// spans afterwards changes nothing.
+func TestHourlyBackfill(t *testing.T) {
+	dsn := newDatabase(t)
+	ctx := context.Background()
+	v6 := open(t, Options{DSN: dsn, MigrateTo: 6})
+	spans, query, args := storagetest.HourlyBackfillSpans(func(n int) string { return fmt.Sprintf("$%d", n) })
+	for _, a := range args {
+		if _, err := v6.Pool().Exec(ctx, query, a...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v6.Close()
+
+	s := open(t, Options{DSN: dsn})
+	defer s.Close()
+	storagetest.CheckHourly(t, backend(), s)
+	if res, err := s.WriteSpans(ctx, spans); err != nil || res.Unchanged != len(spans) {
+		t.Fatalf("replay after upgrade: %+v %v", res, err)
+	}
+	storagetest.CheckHourly(t, backend(), s)
 }

@@ -105,12 +105,11 @@ type Store struct {
 	// placeholders for every write cost about a tenth of the write's CPU.
 	// Prepared on the store's only connection once the schema is ready,
 	// read-only afterwards (stmtsReady).
-	inserts, upserts, lookups, usages map[int]*sql.Stmt
-	sessionTotals, customerTotals     map[int]*sql.Stmt
-	pairs                             map[int]*sql.Stmt
-	version                           *sql.Stmt
-	stmtsMu                           sync.Mutex
-	stmtsReady                        atomic.Bool
+	inserts, upserts, lookups, usages, hourlies map[int]*sql.Stmt
+	sessionTotals, customerTotals, pairs        map[int]*sql.Stmt
+	version                                     *sql.Stmt
+	stmtsMu                                     sync.Mutex
+	stmtsReady                                  atomic.Bool
 
 	// group merges concurrent writes into one transaction (one fsync, one
 	// WAL append), each caller answered for its own spans.
@@ -246,7 +245,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, path: opts.Path, pageSize: pageSize, migrations: migrations, want: want,
 		inserts: map[int]*sql.Stmt{}, upserts: map[int]*sql.Stmt{}, lookups: map[int]*sql.Stmt{}, usages: map[int]*sql.Stmt{},
-		sessionTotals: map[int]*sql.Stmt{}, customerTotals: map[int]*sql.Stmt{}, pairs: map[int]*sql.Stmt{}}
+		hourlies: map[int]*sql.Stmt{}, sessionTotals: map[int]*sql.Stmt{}, customerTotals: map[int]*sql.Stmt{}, pairs: map[int]*sql.Stmt{}}
 	s.group = storage.NewGroupCommitter(1, maxGroupSpans, s.commit)
 	s.migrator = &storage.Migrator{
 		Describe: "sqlite " + opts.Path, Logger: opts.Logger, Want: want,
@@ -279,7 +278,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Close() error {
 	s.migrator.Stop()
 	s.stmtsMu.Lock()
-	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages, s.sessionTotals, s.customerTotals, s.pairs} {
+	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages, s.hourlies, s.sessionTotals, s.customerTotals, s.pairs} {
 		for _, st := range cache {
 			st.Close()
 		}
@@ -306,7 +305,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		for _, p := range []struct {
 			cache map[int]*sql.Stmt
 			query string
-		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)},
+		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)}, {s.hourlies, hourlySQL(n)},
 			{s.sessionTotals, sessionTotalsSQL(n)}, {s.customerTotals, customerTotalsSQL(n)}, {s.pairs, pairsSQL(n)}} {
 			st, err := s.db.PrepareContext(ctx, p.query)
 			if err != nil {
@@ -465,10 +464,11 @@ func (t *sqliteTx) stmt(ctx context.Context, cache func(*Store) map[int]*sql.Stm
 	return t.tx.PrepareContext(ctx, query(rows))
 }
 
-func insertsOf(s *Store) map[int]*sql.Stmt { return s.inserts }
-func upsertsOf(s *Store) map[int]*sql.Stmt { return s.upserts }
-func lookupsOf(s *Store) map[int]*sql.Stmt { return s.lookups }
-func usagesOf(s *Store) map[int]*sql.Stmt  { return s.usages }
+func insertsOf(s *Store) map[int]*sql.Stmt  { return s.inserts }
+func upsertsOf(s *Store) map[int]*sql.Stmt  { return s.upserts }
+func lookupsOf(s *Store) map[int]*sql.Stmt  { return s.lookups }
+func usagesOf(s *Store) map[int]*sql.Stmt   { return s.usages }
+func hourliesOf(s *Store) map[int]*sql.Stmt { return s.hourlies }
 
 // CheckSchema implements storage.Tx. The transaction holds the file's
 // write lock (IMMEDIATE), so no migration can run between this check and
@@ -524,6 +524,17 @@ func usageSQL(rows int) string {
 	return "INSERT INTO usage_daily (project_id, day, model, customer_id, " + strings.Join(cols, ", ") +
 		") VALUES " + valuesList(rows, 4+len(cols)) +
 		" ON CONFLICT (project_id, day, model, customer_id) DO UPDATE SET " + strings.Join(set, ", ")
+}
+
+func hourlySQL(rows int) string {
+	cols := storage.HourlyDeltaColumns
+	set := make([]string, len(cols))
+	for i, c := range cols {
+		set[i] = c + " = " + storage.SaturatingSum("gen_hourly", "excluded", c)
+	}
+	return "INSERT INTO gen_hourly (project_id, hour_unix_nano, model, provider, " + strings.Join(cols, ", ") +
+		") VALUES " + valuesList(rows, 4+len(cols)) +
+		" ON CONFLICT (project_id, hour_unix_nano, model, provider) DO UPDATE SET " + strings.Join(set, ", ")
 }
 
 // insertSQL inserts rows known to be new. OR ROLLBACK: a failing row
@@ -777,6 +788,53 @@ func (t *sqliteTx) AddUsage(ctx context.Context, deltas []storage.UsageDelta) er
 	return nil
 }
 
+// AddHourly implements storage.Tx.
+func (t *sqliteTx) AddHourly(ctx context.Context, deltas []storage.HourlyDelta) error {
+	return classify(addHourly(ctx, t.tx, t.store, deltas))
+}
+
+// addHourly applies deltas to gen_hourly inside tx (a write or a retention
+// batch): the cached statements of store when it has them.
+func addHourly(ctx context.Context, tx *sql.Tx, store *Store, deltas []storage.HourlyDelta) error {
+	t := &sqliteTx{tx: tx, store: store}
+	ncol := 4 + len(storage.HourlyDeltaColumns)
+	args := make([]any, 0, ncol*min(len(deltas), rowsPerStatement))
+	for start := 0; start < len(deltas); {
+		chunk := deltas[start : start+nextChunk(len(deltas)-start)]
+		start += len(chunk)
+		st, err := t.stmt(ctx, hourliesOf, len(chunk), hourlySQL)
+		if err != nil {
+			return err
+		}
+		args = args[:0]
+		for i := range chunk {
+			d := &chunk[i]
+			args = append(args, d.Key.ProjectID, d.Key.HourUnixNano, d.Key.Model, d.Key.Provider)
+			for _, v := range d.Values() {
+				args = append(args, v)
+			}
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return err
+		}
+	}
+	// Rare (a changed replay that moved a generation, retention): not
+	// worth a cached statement.
+	emptied := storage.Emptied(deltas)
+	for start := 0; start < len(emptied); start += rowsPerStatement {
+		chunk := emptied[start:min(start+rowsPerStatement, len(emptied))]
+		args = args[:0]
+		for _, k := range chunk {
+			args = append(args, k.ProjectID, k.HourUnixNano, k.Model, k.Provider)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM gen_hourly WHERE (project_id, hour_unix_nano, model, provider) IN (VALUES "+
+			valuesList(len(chunk), 4)+") AND generations = 0", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Savepoint implements storage.Tx.
 func (t *sqliteTx) Savepoint(ctx context.Context, name string) error {
 	_, err := t.tx.ExecContext(ctx, "SAVEPOINT "+name)
@@ -805,12 +863,9 @@ const (
 	oldSpansSQL     = `SELECT rowid FROM spans INDEXED BY spans_received_at WHERE received_at_unix_nano < ? LIMIT ?`
 	tombstoneSQL    = `INSERT OR IGNORE INTO span_tombstones (project_id, trace_id, span_id, deleted_at_unix_nano)
 		SELECT project_id, trace_id, span_id, ? FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
-	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
-	// The sessions and customers of the generations about to be deleted,
-	// whose totals are recomputed after the delete.
-	deletedGroupsSQL = `SELECT DISTINCT project_id, session_id, customer_id FROM spans
-		WHERE rowid IN (SELECT value FROM json_each(?)) AND is_generation = 1
-		AND (session_id IS NOT NULL OR customer_id IS NOT NULL)`
+	// The deleted rows' usage comes back to be subtracted from gen_hourly,
+	// and their sessions and customers, whose totals are recomputed.
+	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?)) RETURNING ` + storage.DeletedColumns
 )
 
 // Retention of the Fallom SDK tables (migration 6). Each statement takes
@@ -864,7 +919,7 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 			var n int64
 			err := s.retentionTx(ctx, func(tx *sql.Tx) error {
 				var err error
-				n, err = deleteBatch(ctx, tx, cutoff, batch, p.Now.UnixNano())
+				n, err = s.deleteBatch(ctx, tx, cutoff, batch, p.Now.UnixNano())
 				return err
 			})
 			if err != nil {
@@ -916,10 +971,11 @@ func (s *Store) retentionPass(ctx context.Context, query string, cutoff int64, b
 	}
 }
 
-// deleteBatch deletes up to batch spans received before cutoff and leaves
-// a tombstone of each; the totals of their sessions and customers lose
-// them (recomputed from the spans left).
-func deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now int64) (int64, error) {
+// deleteBatch deletes up to batch spans received before cutoff, leaves a
+// tombstone of each, subtracts the deleted generations from gen_hourly and
+// recomputes the totals of their sessions and customers from the spans
+// left.
+func (s *Store) deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now int64) (int64, error) {
 	rows, err := tx.QueryContext(ctx, oldSpansSQL, cutoff, batch)
 	if err != nil {
 		return 0, err
@@ -946,46 +1002,24 @@ func deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now i
 	if _, err := tx.ExecContext(ctx, tombstoneSQL, now, string(list)); err != nil {
 		return 0, err
 	}
-	sessions, customers, err := deletedGroups(ctx, tx, string(list))
+	rows, err = tx.QueryContext(ctx, deleteSpansSQL, string(list))
 	if err != nil {
 		return 0, err
 	}
-	r, err := tx.ExecContext(ctx, deleteSpansSQL, string(list))
+	gone, err := storage.ScanDeleted(rows.Next, rows.Scan)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = rows.Err()
+	}
 	if err != nil {
 		return 0, err
 	}
-	if err := recomputeTotals(ctx, tx, sessions, customers); err != nil {
+	if err := addHourly(ctx, tx, s, gone.Hourly); err != nil {
 		return 0, err
 	}
-	return r.RowsAffected()
-}
-
-// deletedGroups returns the sessions and customers of the generations
-// among the rowids of list.
-func deletedGroups(ctx context.Context, tx *sql.Tx, list string) (sessions, customers []storage.TotalsKey, err error) {
-	rows, err := tx.QueryContext(ctx, deletedGroupsSQL, list)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	s, c := map[storage.TotalsKey]struct{}{}, map[storage.TotalsKey]struct{}{}
-	for rows.Next() {
-		var project string
-		var session, customer sql.NullString
-		if err := rows.Scan(&project, &session, &customer); err != nil {
-			return nil, nil, err
-		}
-		if session.Valid {
-			s[storage.TotalsKey{ProjectID: project, ID: session.String}] = struct{}{}
-		}
-		if customer.Valid {
-			c[storage.TotalsKey{ProjectID: project, ID: customer.String}] = struct{}{}
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	return storage.SortedTotalsKeys(s), storage.SortedTotalsKeys(c), nil
+	return gone.Spans, recomputeTotals(ctx, tx, gone.Sessions, gone.Customers)
 }
 
 func (s *Store) retentionTx(ctx context.Context, f func(*sql.Tx) error) error {

@@ -393,17 +393,41 @@ func TestConcurrentWrites(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// A version-6 database holding spans is upgraded: migration 7 backfills
+// A version-7 database holding spans is upgraded: migration 8 backfills
 // session_totals, customer_totals and customer_sessions from the stored
 // generations, and the write path goes on from there.
-func TestTotalsBackfillFromV6(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "v6.db")
-	v6 := open(t, Options{Path: path, MigrateTo: 6})
-	exec := func(query string, args ...any) error { _, err := v6.DB().Exec(query, args...); return err }
+func TestTotalsBackfillFromV7(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v7.db")
+	v7 := open(t, Options{Path: path, MigrateTo: 7})
+	exec := func(query string, args ...any) error { _, err := v7.DB().Exec(query, args...); return err }
 	storagetest.TotalsBackfill(t, backend(), exec, func(int) string { return "?" }, func() storage.Store {
-		v6.Close()
+		v7.Close()
 		s := open(t, Options{Path: path})
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// TestHourlyBackfill: a database at version 6 holding spans gets gen_hourly
+// backfilled from them by the migration (issue 11.7), and replaying the
+// spans afterwards changes nothing.
+func TestHourlyBackfill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v6.db")
+	ctx := context.Background()
+	v6 := open(t, Options{Path: path, MigrateTo: 6})
+	spans, query, args := storagetest.HourlyBackfillSpans(func(int) string { return "?" })
+	for _, a := range args {
+		if _, err := v6.DB().ExecContext(ctx, query, a...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v6.Close()
+
+	s := open(t, Options{Path: path})
+	defer s.Close()
+	storagetest.CheckHourly(t, backend(), s)
+	if res, err := s.WriteSpans(ctx, spans); err != nil || res.Unchanged != len(spans) {
+		t.Fatalf("replay after upgrade: %+v %v", res, err)
+	}
+	storagetest.CheckHourly(t, backend(), s)
 }

@@ -38,6 +38,56 @@ func RunReader(t *testing.T, b Backend) {
 	t.Run("Sessions", func(t *testing.T) { testSessions(t, r, m) })
 	t.Run("Customers", func(t *testing.T) { testCustomers(t, r, m) })
 	t.Run("BadCursor", func(t *testing.T) { testBadCursor(t, r) })
+	t.Run("SearchWindow", func(t *testing.T) { testSearchWindow(t, b) })
+}
+
+// testSearchWindow checks that one page of a substring search examines at
+// most storage.QScanWindow generations and goes on from its cursor: of
+// three hits, two lie within the newest QScanWindow generations and one
+// beyond them.
+func testSearchWindow(t *testing.T, b Backend) {
+	ctx := context.Background()
+	s, _ := b.New(t)
+	r := s.(storage.Reader)
+	n := storage.QScanWindow + 40
+	// Newest first: the hits at positions 0, QScanWindow-1 and QScanWindow+10.
+	hitAt := map[int]bool{0: true, storage.QScanWindow - 1: true, storage.QScanWindow + 10: true}
+	spans := make([]storage.Span, 0, n)
+	for i := range n {
+		start := Base.Add(-time.Duration(i) * time.Second)
+		text := fmt.Sprintf("q%d plain", i)
+		if hitAt[i] {
+			text = fmt.Sprintf("q%d haystack-needle", i)
+		}
+		spans = append(spans, storage.Span{
+			ProjectID: "pw", TraceID: fmt.Sprintf("%032x", 0x5e000000+i), SpanID: fmt.Sprintf("%016x", 0xa000+i),
+			Name: "LLM Generation", Kind: "CLIENT", StatusCode: "OK",
+			StartTimeUnixNano: start.UnixNano(), EndTimeUnixNano: start.Add(time.Second).UnixNano(), DurationMs: 1000,
+			ReceivedAtUnixNano: start.Add(2 * time.Second).UnixNano(), IsGeneration: true,
+			Prompt: ptr(text), Attributes: "{}", ResourceAttributes: "{}",
+		})
+	}
+	for first := 0; first < n; first += 1000 {
+		if _, err := s.WriteSpans(ctx, spans[first:min(first+1000, n)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := storage.Filter{ProjectID: "pw", Q: "haystack-needle"}
+	page1, next, err := r.Generations(ctx, f, storage.Page{Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(page1), ids([]storage.Span{spans[0], spans[storage.QScanWindow-1]}); !slices.Equal(got, want) || next == nil {
+		t.Fatalf("first page: %v (next cursor %v), want %v and a next cursor: the page must stop after %d generations",
+			got, next != nil, want, storage.QScanWindow)
+	}
+	page2, next, err := r.Generations(ctx, f, storage.Page{Limit: 50, After: next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ids(page2), ids([]storage.Span{spans[storage.QScanWindow+10]}); !slices.Equal(got, want) || next != nil {
+		t.Fatalf("second page: %v (next cursor %v), want %v and no next cursor", got, next != nil, want)
+	}
 }
 
 // ReadFixture is a deterministic mix of generations and their children in

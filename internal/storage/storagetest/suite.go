@@ -63,6 +63,8 @@ func Run(t *testing.T, b Backend) {
 	t.Run("OverlongKeysRejectedInGo", func(t *testing.T) { testOverlongKeysRejectedInGo(t, b) })
 	t.Run("OlderCollectorStopsOnNewerSchema", func(t *testing.T) { testOlderCollectorStops(t, b) })
 	t.Run("GroupCommitPerRequestOutcomes", func(t *testing.T) { testGroupCommitPerRequest(t, b) })
+	// Issue 11.7.
+	t.Run("HourlyRollupMatchesSpans", func(t *testing.T) { testHourlyConsistent(t, b) })
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -166,7 +166,7 @@ func checkTotals(t *testing.T, b Backend, s storage.Store, step string) {
 	}
 }
 
-// TotalsFixture is a mix for the backfill of migration 7: generations with
+// TotalsFixture is a mix for the backfill of migration 8: generations with
 // and without session, customer, tokens and cost, errors, sessions with
 // several customers, and plain spans (which the totals do not count).
 func TotalsFixture() []storage.Span {
@@ -206,7 +206,7 @@ func InsertSpans(spans []storage.Span, mark func(n int) string) (query string, a
 	return "INSERT INTO spans (" + storage.ColumnNames() + ") VALUES (" + strings.Join(marks, ", ") + ")", args
 }
 
-// TotalsBackfill checks migration 7 on a database at schema version 6:
+// TotalsBackfill checks migration 8 on a database at schema version 7:
 // exec inserts spans into it with that schema (mark is the n-th parameter
 // marker), upgrade closes it and opens it at the current schema. The
 // backfilled totals must equal the views, and the write path go on from

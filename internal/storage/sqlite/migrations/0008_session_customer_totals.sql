@@ -1,4 +1,4 @@
--- v7: per-session and per-customer totals (issue 11.7).
+-- v8: per-session and per-customer totals (issue 11.7).
 --
 -- The sessions and customers lists, the summary's session and customer
 -- counts and the usage by customer aggregated every generation of the
