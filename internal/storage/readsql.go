@@ -28,6 +28,12 @@ type ReadDialect struct {
 	// TotalsReady reports whether the migrations are done, so the totals
 	// tables (migration 8) are there to read (nil: always).
 	TotalsReady func() bool
+	// TotalsByKey returns the FROM term of a totals table read by its
+	// primary key (nil: the table): with a filter selecting a few groups
+	// (one customer's sessions), SQLite otherwise walks every row of the
+	// project in the list's order (session_totals_last_seen) testing each
+	// against the selection: 7-50 ms instead of under 1 at 50,000 sessions.
+	TotalsByKey func(table string) string
 }
 
 // Rows is the part of a result set the reads use (database/sql and pgx
@@ -634,7 +640,11 @@ const totalsColumns = "generations, errors, " +
 // 2.5) as a subquery over its totals table (migration 8, kept by the write
 // path and retention), optionally one id, optionally the groups selectIn
 // selects.
-func totalsSource(q *query, t TotalsTable, project, id, selectIn string) string {
+func (r *SQLReader) totalsSource(q *query, t TotalsTable, project, id, selectIn string) string {
+	from := t.Name
+	if selectIn != "" && r.d.TotalsByKey != nil {
+		from = r.d.TotalsByKey(t.Name)
+	}
 	w := "project_id = " + q.arg(project)
 	if id != "" {
 		w += " AND " + t.IDCol + " = " + q.arg(id)
@@ -642,7 +652,7 @@ func totalsSource(q *query, t TotalsTable, project, id, selectIn string) string 
 	if selectIn != "" {
 		w += " AND " + selectIn
 	}
-	return "(SELECT project_id, " + t.IDCol + ", " + t.Extra + ", " + totalsColumns + " FROM " + t.Name + " WHERE " + w + ") v"
+	return "(SELECT project_id, " + t.IDCol + ", " + t.Extra + ", " + totalsColumns + " FROM " + from + " WHERE " + w + ") v"
 }
 
 // totalsReady reports whether the totals tables can be read: false while
@@ -655,7 +665,7 @@ func (r *SQLReader) sessionsSource(q *query, project string, sessionID string, s
 	if !r.totalsReady() {
 		return r.viewSource(q, SessionTotals, project, sessionID, selectIn)
 	}
-	return totalsSource(q, SessionTotals, project, sessionID, selectIn)
+	return r.totalsSource(q, SessionTotals, project, sessionID, selectIn)
 }
 
 // customersSource is the customers view of one project, from
@@ -664,7 +674,7 @@ func (r *SQLReader) customersSource(q *query, project string, customerID string,
 	if !r.totalsReady() {
 		return r.viewSource(q, CustomerTotals, project, customerID, selectIn)
 	}
-	return totalsSource(q, CustomerTotals, project, customerID, selectIn)
+	return r.totalsSource(q, CustomerTotals, project, customerID, selectIn)
 }
 
 // viewSource is the sessions or customers view aggregated from the spans
