@@ -197,14 +197,16 @@ func TestConcurrentWriters(t *testing.T) {
 			all := storagetest.Delivery("p", 200)
 			for round := range 5 {
 				// Each writer replays overlapping windows; one writer
-				// changes the content of what it writes.
+				// changes the content of what it writes (the cost: the
+				// session and customer totals are recomputed while the
+				// others add to them).
 				part := all[(round*40+w*20)%300:][:100]
 				if w == 3 {
 					part = append([]storage.Span(nil), part...)
 					for i := range part {
 						if part[i].IsGeneration {
-							v := int64(round)
-							part[i].ReasoningTokens = &v
+							v, c := int64(round), float64(round)/1000
+							part[i].ReasoningTokens, part[i].TotalCostUSD = &v, &c
 						}
 					}
 				}
@@ -231,6 +233,7 @@ func TestConcurrentWriters(t *testing.T) {
 	if gens != usageGens || reasoning != usageReasoning || rows != 2*gens {
 		t.Fatalf("spans: %d rows %d generations %d reasoning; usage_daily: %d generations %d reasoning", rows, gens, reasoning, usageGens, usageReasoning)
 	}
+	storagetest.CheckTotals(t, backend(), stores[0], "after concurrent writers")
 }
 
 // A row PostgreSQL can never hold (a session id too large for its btree

@@ -122,6 +122,13 @@ func testTotalsMatchSpans(t *testing.T, b Backend) {
 	checkTotals(t, b, s, "after replays of deleted spans")
 }
 
+// CheckTotals fails t unless every session_totals and customer_totals row
+// of s equals its sessions or customers view row (and no row is missing).
+func CheckTotals(t *testing.T, b Backend, s storage.Store, step string) {
+	t.Helper()
+	checkTotals(t, b, s, step)
+}
+
 // checkTotals compares every session_totals and customer_totals row with
 // the views over the spans, costs to the nano-USD.
 func checkTotals(t *testing.T, b Backend, s storage.Store, step string) {
