@@ -166,23 +166,44 @@ func Emptied(deltas []HourlyDelta) []HourlyKey {
 const HourlySourceColumns = "project_id, is_generation, start_time_unix_nano, model, provider, status_code, " +
 	"input_tokens, output_tokens, total_cost_usd, duration_ms"
 
-// DeletedHourly reads rows of HourlySourceColumns of deleted spans (next
-// and scan of their result set) and returns how many there were and the
-// deltas that remove their generations from gen_hourly.
-func DeletedHourly(next func() bool, scan func(dest ...any) error) (int64, []HourlyDelta, error) {
-	var n int64
+// DeletedColumns are the columns retention returns of each deleted span:
+// those gen_hourly subtracts, then the session and customer whose totals
+// are recomputed.
+const DeletedColumns = HourlySourceColumns + ", session_id, customer_id"
+
+// Deleted is what retention deleted in one batch: how many spans, the
+// deltas that remove their generations from gen_hourly, and the sessions
+// and customers of those generations (their totals are recomputed).
+type Deleted struct {
+	Spans               int64
+	Hourly              []HourlyDelta
+	Sessions, Customers []TotalsKey
+}
+
+// ScanDeleted reads rows of DeletedColumns of deleted spans (next and scan
+// of their result set).
+func ScanDeleted(next func() bool, scan func(dest ...any) error) (Deleted, error) {
+	var d Deleted
 	gone := HourlyDeltas{}
+	sessions, customers := map[TotalsKey]struct{}{}, map[TotalsKey]struct{}{}
 	for next() {
-		n++
+		d.Spans++
 		var project string
 		var f UsageFields
 		var duration *float64
 		if err := scan(&project, &f.IsGeneration, &f.StartTimeUnixNano, &f.Model, &f.Provider, &f.StatusCode,
-			&f.InputTokens, &f.OutputTokens, &f.TotalCostUSD, &duration); err != nil {
-			return 0, nil, err
+			&f.InputTokens, &f.OutputTokens, &f.TotalCostUSD, &duration, &f.SessionID, &f.CustomerID); err != nil {
+			return Deleted{}, err
 		}
 		f.DurationMs = deref(duration)
 		gone.Add(project, &f, -1)
+		if f.IsGeneration && f.SessionID != nil {
+			sessions[TotalsKey{project, *f.SessionID}] = struct{}{}
+		}
+		if f.IsGeneration && f.CustomerID != nil {
+			customers[TotalsKey{project, *f.CustomerID}] = struct{}{}
+		}
 	}
-	return n, gone.Sorted(), nil
+	d.Hourly, d.Sessions, d.Customers = gone.Sorted(), SortedTotalsKeys(sessions), SortedTotalsKeys(customers)
+	return d, nil
 }

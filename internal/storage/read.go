@@ -83,8 +83,8 @@ type Filter struct {
 	Q string
 }
 
-// onlyTime reports whether f filters on nothing but the project and time.
-func (f *Filter) onlyTime() bool {
+// OnlyTime reports whether f filters on nothing but the project and time.
+func (f *Filter) OnlyTime() bool {
 	return f.CustomerID == "" && f.SessionID == "" && f.Model == "" && f.Provider == "" && f.StatusCode == "" && f.Q == ""
 }
 

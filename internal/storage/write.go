@@ -39,6 +39,11 @@ type Tx interface {
 	// rows, and deletes the rows of Emptied(deltas) left with no
 	// generation. Counters saturate as AddUsage's do.
 	AddHourly(ctx context.Context, deltas []HourlyDelta) error
+	// AddTotals applies a write's changes to session_totals,
+	// customer_totals and customer_sessions: inserts the pairs (adding
+	// those that were new to their customers' Sessions), upserts the
+	// deltas, then recomputes the listed rows from the spans.
+	AddTotals(ctx context.Context, changes *TotalsChanges) error
 	// Savepoint, RollbackTo and Release manage a named savepoint, so a row
 	// the database refuses is undone alone inside the transaction.
 	Savepoint(ctx context.Context, name string) error
@@ -290,7 +295,10 @@ func WriteBatch(ctx context.Context, tx Tx, spans []Span) (WriteResult, error) {
 //     contribution minus the old row's, so it always equals the aggregate
 //     of the stored generations plus what retention removed; gen_hourly
 //     gets the same difference (retention subtracts from it, so it always
-//     equals the aggregate of the stored generations).
+//     equals the aggregate of the stored generations);
+//  6. session_totals and customer_totals get the deltas of the inserted
+//     generations, and the rows of replaced generations (old and new
+//     session and customer) are recomputed from the spans (totals.go).
 //
 // Without isolating, a row the database refuses fails the whole transaction
 // with a permanent error: the caller rolls back and calls again with
@@ -325,7 +333,7 @@ func WriteGroup(ctx context.Context, tx Tx, reqs []*Request, isolating bool) err
 			return err
 		}
 	}
-	w := &groupWrite{tx: tx, existing: existing, deltas: map[UsageKey]*UsageDelta{}, hourly: HourlyDeltas{}}
+	w := &groupWrite{tx: tx, existing: existing, deltas: map[UsageKey]*UsageDelta{}, hourly: HourlyDeltas{}, totals: newTotalsAcc()}
 	var outcomes map[Key]Outcome
 	if isolating {
 		if err := w.isolating(ctx, reqs, rows); err != nil {
@@ -344,6 +352,11 @@ func WriteGroup(ctx context.Context, tx Tx, reqs []*Request, isolating bool) err
 	}
 	if list := w.hourly.Sorted(); len(list) > 0 {
 		if err := tx.AddHourly(ctx, list); err != nil {
+			return err
+		}
+	}
+	if ch := w.totals.changes(); !ch.Empty() {
+		if err := tx.AddTotals(ctx, ch); err != nil {
 			return err
 		}
 	}
@@ -380,6 +393,7 @@ type groupWrite struct {
 	existing   map[Key]Existing
 	deltas     map[UsageKey]*UsageDelta
 	hourly     HourlyDeltas
+	totals     *totalsAcc
 	firstCause error
 }
 
@@ -396,14 +410,16 @@ func (w *groupWrite) applyChanged(changed []Changed, byKey map[Key]*Span, cur ma
 		if c.InsertedKnown && c.Inserted == existed {
 			return errConcurrentFirstWrite
 		}
+		f := row.UsageFields()
 		if existed {
 			addUsage(w.deltas, c.Key.ProjectID, &prev, -1)
 			w.hourly.Add(c.Key.ProjectID, &prev, -1)
+			w.totals.replace(c.Key.ProjectID, &prev, &f)
 			record(c.Key, OutcomeUpdated)
 		} else {
+			w.totals.add(c.Key.ProjectID, &f)
 			record(c.Key, OutcomeInserted)
 		}
-		f := row.UsageFields()
 		addUsage(w.deltas, c.Key.ProjectID, &f, +1)
 		w.hourly.Add(c.Key.ProjectID, &f, +1)
 		cur[c.Key] = f

@@ -278,7 +278,6 @@ func (e *env) testOverview(t *testing.T, ctx context.Context) {
 		assert.EqualValues(t, byModel[r[0]], number(t, r[1]), r[0])
 	}
 	assert.Equal(t, len(want.sessions), eval[int](t, ctx, `document.querySelectorAll("table.usage")[3].querySelectorAll("tbody tr").length`), "top sessions")
-
 	if os.Getenv(screenshotEnv) == "1" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		require.NoError(t, err)
@@ -286,6 +285,30 @@ func (e *env) testOverview(t *testing.T, ctx context.Context) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		require.NoError(t, os.WriteFile(path, png, 0o644))
 		t.Logf("wrote %s", path)
+	}
+	// Top sessions: the sessions active in the range with their whole
+	// totals (every call of the session, also those before the range),
+	// largest spend first, as the caption says. Over the last 24 hours each
+	// session has two calls of its eleven or twelve in range.
+	e.open(t, ctx, "/?range=24h", "#summary")
+	assert.Equal(t, 1, count(t, ctx, "#top-sessions-caption"))
+	wholeGens, wholeCost := map[string]int64{}, map[string]float64{}
+	for _, c := range e.acme.calls {
+		if c.session == "" {
+			continue
+		}
+		wholeGens[c.session]++
+		if c.cost > 0 {
+			wholeCost[c.session] += c.cost
+		}
+	}
+	top := eval[[][]string](t, ctx, `[...document.querySelectorAll("table.usage")[3].querySelectorAll("tbody tr")].map(r => [...r.cells].map(c => c.innerText))`)
+	require.Len(t, top, len(wholeGens))
+	for i, r := range top {
+		assert.EqualValues(t, wholeGens[r[0]], number(t, r[1]), "top session %s", r[0])
+		if i > 0 {
+			assert.GreaterOrEqual(t, wholeCost[top[i-1][0]], wholeCost[r[0]], "top sessions by whole spend at row %d", i)
+		}
 	}
 }
 

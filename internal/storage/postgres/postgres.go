@@ -131,8 +131,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.MigrateTo > 0 {
 		want = opts.MigrateTo
 	}
-	s := &Store{pool: pool, password: cfg.ConnConfig.Password, dsn: opts.DSN, migrations: migrations, want: want,
-		SQLReader: newReader(pool, cfg.ConnConfig.Password)}
+	s := &Store{pool: pool, password: cfg.ConnConfig.Password, dsn: opts.DSN, migrations: migrations, want: want}
+	// The totals are read once the migrations are done (before: from the
+	// spans).
+	s.SQLReader = newReader(pool, cfg.ConnConfig.Password, func() bool { return s.want == len(s.migrations) && s.migrator.Ready() == nil })
 	s.group = storage.NewGroupCommitter(int(cfg.MaxConns), maxGroupSpans, s.commit)
 	s.migrator = &storage.Migrator{
 		Describe: "postgres " + storage.RedactDSN(opts.DSN), Logger: opts.Logger, Want: want,
@@ -728,11 +730,11 @@ const (
 	deleteSpansSQL = `WITH gone AS (
 			DELETE FROM spans WHERE ctid = ANY(ARRAY(SELECT ctid FROM spans
 				WHERE received_at_unix_nano < $1 LIMIT $2 FOR UPDATE SKIP LOCKED))
-			RETURNING trace_id, span_id, ` + storage.HourlySourceColumns + `),
+			RETURNING trace_id, span_id, ` + storage.DeletedColumns + `),
 		tombstones AS (
 			INSERT INTO span_tombstones (project_id, trace_id, span_id, deleted_at_unix_nano)
 			SELECT project_id, trace_id, span_id, $3 FROM gone ON CONFLICT DO NOTHING)
-		SELECT ` + storage.HourlySourceColumns + ` FROM gone`
+		SELECT ` + storage.DeletedColumns + ` FROM gone`
 )
 
 // Retention of the Fallom SDK tables (migration 6), with the same
@@ -824,19 +826,7 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 	if p.SpansAfter > 0 {
 		cutoff := p.Now.Add(-p.SpansAfter).UnixNano()
 		res.SpansDeleted, err = pass(func(tx pgx.Tx) (int64, error) {
-			rows, err := tx.Query(ctx, deleteSpansSQL, cutoff, batch, p.Now.UnixNano())
-			if err != nil {
-				return 0, err
-			}
-			n, gone, err := storage.DeletedHourly(rows.Next, rows.Scan)
-			rows.Close()
-			if err == nil {
-				err = rows.Err()
-			}
-			if err != nil {
-				return 0, err
-			}
-			return n, addHourly(ctx, tx, gone)
+			return deleteBatch(ctx, tx, cutoff, batch, p.Now.UnixNano())
 		})
 		if err != nil {
 			return res, err
@@ -856,6 +846,29 @@ func (s *Store) ApplyRetention(ctx context.Context, p storage.RetentionPolicy) (
 		}
 	}
 	return res, nil
+}
+
+// deleteBatch deletes up to batch spans received before cutoff, leaving a
+// tombstone of each, subtracts the deleted generations from gen_hourly and
+// recomputes the totals of their sessions and customers from the spans
+// left, in the same transaction.
+func deleteBatch(ctx context.Context, tx pgx.Tx, cutoff int64, batch int, now int64) (int64, error) {
+	rows, err := tx.Query(ctx, deleteSpansSQL, cutoff, batch, now)
+	if err != nil {
+		return 0, err
+	}
+	gone, err := storage.ScanDeleted(rows.Next, rows.Scan)
+	rows.Close()
+	if err == nil {
+		err = rows.Err()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := addHourly(ctx, tx, gone.Hourly); err != nil {
+		return 0, err
+	}
+	return gone.Spans, recomputeTotals(ctx, tx, gone.Sessions, gone.Customers)
 }
 
 // wrap classifies err (data errors are permanent; connection, shutdown,

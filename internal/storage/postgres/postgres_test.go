@@ -197,14 +197,16 @@ func TestConcurrentWriters(t *testing.T) {
 			all := storagetest.Delivery("p", 200)
 			for round := range 5 {
 				// Each writer replays overlapping windows; one writer
-				// changes the content of what it writes.
+				// changes the content of what it writes (the cost: the
+				// session and customer totals are recomputed while the
+				// others add to them).
 				part := all[(round*40+w*20)%300:][:100]
 				if w == 3 {
 					part = append([]storage.Span(nil), part...)
 					for i := range part {
 						if part[i].IsGeneration {
-							v := int64(round)
-							part[i].ReasoningTokens = &v
+							v, c := int64(round), float64(round)/1000
+							part[i].ReasoningTokens, part[i].TotalCostUSD = &v, &c
 						}
 					}
 				}
@@ -231,6 +233,7 @@ func TestConcurrentWriters(t *testing.T) {
 	if gens != usageGens || reasoning != usageReasoning || rows != 2*gens {
 		t.Fatalf("spans: %d rows %d generations %d reasoning; usage_daily: %d generations %d reasoning", rows, gens, reasoning, usageGens, usageReasoning)
 	}
+	storagetest.CheckTotals(t, backend(), stores[0], "after concurrent writers")
 }
 
 // A row PostgreSQL can never hold (a session id too large for its btree
@@ -333,6 +336,24 @@ func TestPasswordNeverInErrors(t *testing.T) {
 	if err == nil || !storage.IsPermanent(err) || strings.Contains(err.Error(), secret) {
 		t.Fatalf("invalid DSN: %v; want a permanent error without the password", err)
 	}
+}
+
+// A version-7 database holding spans is upgraded: migration 8 backfills
+// session_totals, customer_totals and customer_sessions from the stored
+// generations, and the write path goes on from there.
+func TestTotalsBackfillFromV7(t *testing.T) {
+	dsn := newDatabase(t)
+	v7 := open(t, Options{DSN: dsn, MigrateTo: 7})
+	exec := func(query string, args ...any) error {
+		_, err := v7.Pool().Exec(context.Background(), query, args...)
+		return err
+	}
+	storagetest.TotalsBackfill(t, backend(), exec, func(n int) string { return fmt.Sprintf("$%d", n) }, func() storage.Store {
+		v7.Close()
+		s := open(t, Options{DSN: dsn})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // TestHourlyBackfill: a database at version 6 holding spans gets gen_hourly

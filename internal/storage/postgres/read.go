@@ -16,9 +16,12 @@ var postgresDialect = storage.ReadDialect{
 	ILike:       "ILIKE",
 }
 
-// newReader returns the read side of the store, on the store's pool.
-func newReader(pool *pgxpool.Pool, password string) *storage.SQLReader {
-	return storage.NewSQLReader(pgQuerier{pool, password}, postgresDialect)
+// newReader returns the read side of the store, on the store's pool;
+// totalsReady reports whether the totals tables can be read.
+func newReader(pool *pgxpool.Pool, password string, totalsReady func() bool) *storage.SQLReader {
+	d := postgresDialect
+	d.TotalsReady = totalsReady
+	return storage.NewSQLReader(pgQuerier{pool, password}, d)
 }
 
 type pgQuerier struct {

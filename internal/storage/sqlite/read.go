@@ -31,7 +31,8 @@ var sqliteDialect = storage.ReadDialect{
 // holds no lock the writer waits for).
 //
 // indexesReady reports whether the migrations are done: until then (an
-// upgrade building the v5 indexes of a large table) the reads name no index.
+// upgrade building the v5 indexes of a large table, or the v7 totals) the
+// reads name no index and aggregate the spans instead of the totals.
 func openReader(path string, busy time.Duration, indexesReady func() bool) (*sql.DB, *storage.SQLReader, error) {
 	q := url.Values{}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
@@ -52,6 +53,9 @@ func openReader(path string, busy time.Duration, indexesReady func() bool) (*sql
 		}
 		return "spans INDEXED BY " + index
 	}
+	d.TotalsReady = indexesReady
+	// A WITHOUT ROWID table's primary key is named as an index.
+	d.TotalsByKey = func(table string) string { return table + " INDEXED BY sqlite_autoindex_" + table + "_1" }
 	return db, storage.NewSQLReader(sqlQuerier{db}, d), nil
 }
 

@@ -97,13 +97,16 @@ type Store struct {
 	want       int // schema version this store writes
 	migrator   *storage.Migrator
 
-	// inserts, upserts, lookups and usages hold the prepared multi-row
-	// statements of the chunk sizes (inserts of new spans, span upserts,
-	// key lookups, usage_daily upserts): parsing a statement of hundreds of
+	// inserts, upserts, lookups, usages, sessionTotals, customerTotals
+	// and pairs hold the prepared multi-row statements of the chunk sizes
+	// (inserts of new spans, span upserts, key lookups, usage_daily,
+	// session_totals and customer_totals upserts, customer_sessions
+	// inserts): parsing a statement of hundreds of
 	// placeholders for every write cost about a tenth of the write's CPU.
 	// Prepared on the store's only connection once the schema is ready,
 	// read-only afterwards (stmtsReady).
 	inserts, upserts, lookups, usages, hourlies map[int]*sql.Stmt
+	sessionTotals, customerTotals, pairs        map[int]*sql.Stmt
 	version                                     *sql.Stmt
 	stmtsMu                                     sync.Mutex
 	stmtsReady                                  atomic.Bool
@@ -242,7 +245,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, path: opts.Path, pageSize: pageSize, migrations: migrations, want: want,
 		inserts: map[int]*sql.Stmt{}, upserts: map[int]*sql.Stmt{}, lookups: map[int]*sql.Stmt{}, usages: map[int]*sql.Stmt{},
-		hourlies: map[int]*sql.Stmt{}}
+		hourlies: map[int]*sql.Stmt{}, sessionTotals: map[int]*sql.Stmt{}, customerTotals: map[int]*sql.Stmt{}, pairs: map[int]*sql.Stmt{}}
 	s.group = storage.NewGroupCommitter(1, maxGroupSpans, s.commit)
 	s.migrator = &storage.Migrator{
 		Describe: "sqlite " + opts.Path, Logger: opts.Logger, Want: want,
@@ -275,7 +278,7 @@ func (s *Store) DB() *sql.DB { return s.db }
 func (s *Store) Close() error {
 	s.migrator.Stop()
 	s.stmtsMu.Lock()
-	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages, s.hourlies} {
+	for _, cache := range []map[int]*sql.Stmt{s.inserts, s.upserts, s.lookups, s.usages, s.hourlies, s.sessionTotals, s.customerTotals, s.pairs} {
 		for _, st := range cache {
 			st.Close()
 		}
@@ -302,7 +305,8 @@ func (s *Store) prepare(ctx context.Context) error {
 		for _, p := range []struct {
 			cache map[int]*sql.Stmt
 			query string
-		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)}, {s.hourlies, hourlySQL(n)}} {
+		}{{s.inserts, insertSQL(n)}, {s.upserts, upsertSQL(n)}, {s.lookups, lookupSQL(n)}, {s.usages, usageSQL(n)}, {s.hourlies, hourlySQL(n)},
+			{s.sessionTotals, sessionTotalsSQL(n)}, {s.customerTotals, customerTotalsSQL(n)}, {s.pairs, pairsSQL(n)}} {
 			st, err := s.db.PrepareContext(ctx, p.query)
 			if err != nil {
 				return fmt.Errorf("sqlite: prepare statement: %w", err)
@@ -859,8 +863,9 @@ const (
 	oldSpansSQL     = `SELECT rowid FROM spans INDEXED BY spans_received_at WHERE received_at_unix_nano < ? LIMIT ?`
 	tombstoneSQL    = `INSERT OR IGNORE INTO span_tombstones (project_id, trace_id, span_id, deleted_at_unix_nano)
 		SELECT project_id, trace_id, span_id, ? FROM spans WHERE rowid IN (SELECT value FROM json_each(?))`
-	// The deleted rows' usage comes back to be subtracted from gen_hourly.
-	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?)) RETURNING ` + storage.HourlySourceColumns
+	// The deleted rows' usage comes back to be subtracted from gen_hourly,
+	// and their sessions and customers, whose totals are recomputed.
+	deleteSpansSQL = `DELETE FROM spans WHERE rowid IN (SELECT value FROM json_each(?)) RETURNING ` + storage.DeletedColumns
 )
 
 // Retention of the Fallom SDK tables (migration 6). Each statement takes
@@ -967,7 +972,9 @@ func (s *Store) retentionPass(ctx context.Context, query string, cutoff int64, b
 }
 
 // deleteBatch deletes up to batch spans received before cutoff, leaves a
-// tombstone of each and subtracts the deleted generations from gen_hourly.
+// tombstone of each, subtracts the deleted generations from gen_hourly and
+// recomputes the totals of their sessions and customers from the spans
+// left.
 func (s *Store) deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch int, now int64) (int64, error) {
 	rows, err := tx.QueryContext(ctx, oldSpansSQL, cutoff, batch)
 	if err != nil {
@@ -999,7 +1006,7 @@ func (s *Store) deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch
 	if err != nil {
 		return 0, err
 	}
-	n, gone, err := storage.DeletedHourly(rows.Next, rows.Scan)
+	gone, err := storage.ScanDeleted(rows.Next, rows.Scan)
 	if cerr := rows.Close(); err == nil {
 		err = cerr
 	}
@@ -1009,7 +1016,10 @@ func (s *Store) deleteBatch(ctx context.Context, tx *sql.Tx, cutoff int64, batch
 	if err != nil {
 		return 0, err
 	}
-	return n, addHourly(ctx, tx, s, gone)
+	if err := addHourly(ctx, tx, s, gone.Hourly); err != nil {
+		return 0, err
+	}
+	return gone.Spans, recomputeTotals(ctx, tx, gone.Sessions, gone.Customers)
 }
 
 func (s *Store) retentionTx(ctx context.Context, f func(*sql.Tx) error) error {

@@ -50,6 +50,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("MixedBatch", func(t *testing.T) { testMixedBatch(t, b) })
 	t.Run("RollupMatchesSpans", func(t *testing.T) { testRollupMatchesSpans(t, b) })
 	t.Run("Views", func(t *testing.T) { testViews(t, b) })
+	t.Run("TotalsMatchSpans", func(t *testing.T) { testTotalsMatchSpans(t, b) })
 	t.Run("NullsAndPlainSpans", func(t *testing.T) { testNullsAndPlainSpans(t, b) })
 	t.Run("Retention", func(t *testing.T) { testRetention(t, b) })
 	t.Run("LargeBatch", func(t *testing.T) { testLargeBatch(t, b) })
