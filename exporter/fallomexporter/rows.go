@@ -35,7 +35,7 @@ var canonicalColumns = map[string]columnSetter{
 	fallomattr.CustomerID:            keyColumn(func(r *storage.Span) **string { return &r.CustomerID }),
 	fallomattr.Model:                 keyColumn(func(r *storage.Span) **string { return &r.Model }),
 	fallomattr.RequestedModel:        stringColumn(func(r *storage.Span) **string { return &r.RequestedModel }),
-	fallomattr.Provider:              stringColumn(func(r *storage.Span) **string { return &r.Provider }),
+	fallomattr.Provider:              keyColumn(func(r *storage.Span) **string { return &r.Provider }),
 	fallomattr.Operation:             stringColumn(func(r *storage.Span) **string { return &r.Operation }),
 	fallomattr.InputTokens:           intColumn(func(r *storage.Span) **int64 { return &r.InputTokens }),
 	fallomattr.OutputTokens:          intColumn(func(r *storage.Span) **int64 { return &r.OutputTokens }),
@@ -104,9 +104,10 @@ func stringColumn(field func(*storage.Span) **string) columnSetter {
 }
 
 // keyColumn is a stringColumn for the grouping keys (session, customer,
-// model): they are index keys, so a value longer than an index entry holds
-// (storage.MaxIndexedTextBytes) leaves the column NULL and stays in the
-// attributes JSON, and the span is stored.
+// model, provider) and the experiment keys: they are index keys, so a
+// value longer than an index entry holds (storage.MaxIndexedTextBytes)
+// leaves the column NULL and stays in the attributes JSON, and the span is
+// stored.
 func keyColumn(field func(*storage.Span) **string) columnSetter {
 	set := stringColumn(field)
 	return func(r *storage.Span, v pcommon.Value) bool {

@@ -21,10 +21,13 @@ const (
 	// spans fit one nano-USD counter, and the usage_daily sums saturate
 	// rather than overflow beyond that).
 	MaxCostUSD = 1e6
-	// MaxIndexedTextBytes bounds session_id, customer_id and model, which
-	// are keys of indexes and of usage_daily: a PostgreSQL btree entry must
-	// fit a third of a page (2704 bytes) with the project id beside it.
-	MaxIndexedTextBytes = 1024
+	// MaxIndexedTextBytes bounds session_id, customer_id, model and
+	// provider, which are keys of indexes and of the rollups: a PostgreSQL
+	// btree entry must fit a third of a page (2704 bytes), and
+	// spans_gen_start holds all four beside the project id, the ids and
+	// the figures (about 2,470 bytes at this limit; at 1024 a generation
+	// with long keys was refused by PostgreSQL, and lost).
+	MaxIndexedTextBytes = 512
 	// MaxProjectIDBytes bounds project_id (a key of every index).
 	MaxProjectIDBytes = 256
 	// MaxJSONDepth bounds the nesting of attribute values (the processor
@@ -53,7 +56,7 @@ func RowProblem(row *Span) string {
 	for _, t := range []struct {
 		name string
 		v    *string
-	}{{"session_id", row.SessionID}, {"customer_id", row.CustomerID}, {"model", row.Model},
+	}{{"session_id", row.SessionID}, {"customer_id", row.CustomerID}, {"model", row.Model}, {"provider", row.Provider},
 		{"config_key", row.ConfigKey}, {"prompt_key", row.PromptKey}, {"prompt_ab_test_key", row.PromptABTestKey}} {
 		if t.v != nil && len(*t.v) > MaxIndexedTextBytes {
 			return fmt.Sprintf("%s is %d bytes, longer than the %d an index entry holds", t.name, len(*t.v), MaxIndexedTextBytes)

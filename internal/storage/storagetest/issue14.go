@@ -288,3 +288,52 @@ func testGroupCommitPerRequest(t *testing.T, b Backend) {
 	}
 	checkRollup(t, b, s)
 }
+
+// The longest keys the limits let through are stored on both backends: a
+// generation whose session, customer, model and provider each hold
+// storage.MaxIndexedTextBytes of text that does not compress (PostgreSQL
+// compresses an index entry over its size limit before refusing it), with
+// a project id of storage.MaxProjectIDBytes, is in every index of the
+// generations (spans_gen_start holds all four) and in the rollups.
+func testLongestKeysStored(t *testing.T, b Backend) {
+	s, _ := b.New(t)
+	incompressible := func(seed uint64, n int) string {
+		// xorshift64*: random letters and digits, deterministic per seed.
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+		x := seed
+		out := make([]byte, n)
+		for i := range out {
+			x ^= x >> 12
+			x ^= x << 25
+			x ^= x >> 27
+			out[i] = alphabet[(x*2685821657736338717)>>58%uint64(len(alphabet))]
+		}
+		return string(out)
+	}
+	project := incompressible(1, storage.MaxProjectIDBytes)
+	session, customer, model, provider := incompressible(2, storage.MaxIndexedTextBytes), incompressible(3, storage.MaxIndexedTextBytes),
+		incompressible(4, storage.MaxIndexedTextBytes), incompressible(5, storage.MaxIndexedTextBytes)
+	var spans []storage.Span
+	for i := range 3 {
+		g := Generation(project, i)
+		g.SessionID, g.CustomerID, g.Model, g.Provider = &session, &customer, &model, &provider
+		spans = append(spans, g)
+	}
+	res, err := s.WriteSpans(context.Background(), spans)
+	if err != nil || res.Inserted != 3 {
+		t.Fatalf("generations with the longest keys: %+v %v; want 3 inserted", res, err)
+	}
+	checkRollup(t, b, s)
+	r, ok := s.(storage.Reader)
+	if !ok {
+		return
+	}
+	sum, err := r.Summary(context.Background(), storage.Filter{ProjectID: project, Model: model})
+	if err != nil || sum.Generations != 3 || sum.Sessions != 1 || sum.Customers != 1 {
+		t.Fatalf("summary of the longest model: %+v %v; want 3 generations of 1 session and 1 customer", sum, err)
+	}
+	rows, _, err := r.Generations(context.Background(), storage.Filter{ProjectID: project}, storage.Page{Sort: "total_cost_usd", Desc: true, Limit: 2})
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("generations by cost: %d rows, %v; want 2", len(rows), err)
+	}
+}

@@ -61,6 +61,7 @@ func Run(t *testing.T, b Backend) {
 	t.Run("RollupSaturates", func(t *testing.T) { testRollupSaturates(t, b) })
 	t.Run("DeepNestingIsNeverRetried", func(t *testing.T) { testDeepNestingIsNeverRetried(t, b) })
 	t.Run("OverlongKeysRejectedInGo", func(t *testing.T) { testOverlongKeysRejectedInGo(t, b) })
+	t.Run("LongestKeysStored", func(t *testing.T) { testLongestKeysStored(t, b) })
 	t.Run("OlderCollectorStopsOnNewerSchema", func(t *testing.T) { testOlderCollectorStops(t, b) })
 	t.Run("GroupCommitPerRequestOutcomes", func(t *testing.T) { testGroupCommitPerRequest(t, b) })
 	// Issue 11.7.
