@@ -121,6 +121,9 @@ const (
 	// NULL group of a whole project's usage by session or customer.
 	noSessionIndex  = "spans_gen_no_session"
 	noCustomerIndex = "spans_gen_no_customer"
+	// The generations in cost order, and by model (migration 9).
+	genCostIndex  = "spans_gen_cost"
+	genModelIndex = "spans_gen_model"
 )
 
 // genFrom is the FROM term of a read of the generations f selects: through
@@ -136,6 +139,21 @@ func (r *SQLReader) genFrom(f *Filter) string {
 		return r.d.UseIndex(genCustomerIndex)
 	}
 	return r.d.UseIndex(genIndex)
+}
+
+// genListFrom is the FROM term of a page of generations f selects in the
+// order of col: in cost order through the cost index when nothing but the
+// time range narrows the list (the page is then the first rows of a range
+// scan, where through any other index every generation in range is
+// sorted). A filter on a column that index lacks keeps genFrom: testing it
+// would fetch rows from the table, and the filtered rows are fewer.
+func (r *SQLReader) genListFrom(f *Filter, col SortColumn) string {
+	unsearched := *f
+	unsearched.Q = ""
+	if r.d.UseIndex != nil && col.Name == "total_cost_usd" && unsearched.OnlyTime() {
+		return r.d.UseIndex(genCostIndex)
+	}
+	return r.genFrom(f)
 }
 
 // sumInt is a token sum as a 64-bit integer in both backends (0 when none).
@@ -181,7 +199,13 @@ func (r *SQLReader) summarySums(ctx context.Context, f Filter) (Summary, error) 
 // generations of f (filters the totals cannot answer).
 func (r *SQLReader) spansCounts(ctx context.Context, f Filter) (sessions, customers int64, err error) {
 	q := &query{d: &r.d}
-	sql := "SELECT count(DISTINCT session_id), count(DISTINCT customer_id) FROM " + r.genFrom(&f) + " WHERE " + and(r.genWhere(q, &f, true))
+	from := r.genFrom(&f)
+	if r.d.UseIndex != nil && f.Model != "" && f.SessionID == "" && f.CustomerID == "" {
+		// That model's generations alone, in session order (a session or
+		// customer filter selects fewer through its own index).
+		from = r.d.UseIndex(genModelIndex)
+	}
+	sql := "SELECT count(DISTINCT session_id), count(DISTINCT customer_id) FROM " + from + " WHERE " + and(r.genWhere(q, &f, true))
 	err = r.one(ctx, sql, q.args, &sessions, &customers)
 	return sessions, customers, err
 }
@@ -619,7 +643,11 @@ func keyset(q *query, l *ListSpec, col SortColumn, desc bool, after *Cursor) (wh
 	for i, v := range vals {
 		marks[i] = q.arg(v)
 	}
-	where = "(" + strings.Join(cols, ", ") + ") " + cmp + " (" + strings.Join(marks, ", ") + ")"
+	// The bound on the sort column alone is implied by the row comparison;
+	// it is spelled out because SQLite seeks an index on an expression
+	// (spans_gen_cost) by such a bound but not by a row value: without it a
+	// deep page scans every row before the cursor.
+	where = "(" + col.Expr + " " + cmp + "= " + marks[0] + " AND (" + strings.Join(cols, ", ") + ") " + cmp + " (" + strings.Join(marks, ", ") + "))"
 	return where, orderBy, nil
 }
 
@@ -678,7 +706,7 @@ func (r *SQLReader) Generations(ctx context.Context, f Filter, p Page) ([]Span, 
 	}
 	// The page is chosen by its keys alone (in the covering index, without
 	// the rows' prompts), then only its rows are read.
-	pageKeys := "SELECT project_id, trace_id, span_id FROM " + r.genFrom(&f) + " WHERE " + and(where) + " ORDER BY " + orderBy +
+	pageKeys := "SELECT project_id, trace_id, span_id FROM " + r.genListFrom(&f, col) + " WHERE " + and(where) + " ORDER BY " + orderBy +
 		" LIMIT " + strconv.Itoa(limit+1)
 	sql := "SELECT " + spanColumns + " FROM spans WHERE (project_id, trace_id, span_id) IN (" + pageKeys + ") ORDER BY " + orderBy
 	rows, err := r.spans(ctx, sql, q.args, limit+1)
@@ -711,7 +739,7 @@ func (r *SQLReader) searchGenerations(ctx context.Context, f Filter, p Page, col
 	if after != "" {
 		where = append(where, after)
 	}
-	sql := "SELECT trace_id, span_id, " + col.Expr + ", CASE WHEN " + r.qTerm(q, f.Q) + " THEN 1 ELSE 0 END FROM " + r.genFrom(&f) + " WHERE " +
+	sql := "SELECT trace_id, span_id, " + col.Expr + ", CASE WHEN " + r.qTerm(q, f.Q) + " THEN 1 ELSE 0 END FROM " + r.genListFrom(&f, col) + " WHERE " +
 		and(where) + " ORDER BY " + orderBy + " LIMIT " + strconv.Itoa(QScanWindow)
 	rows, err := r.q.Query(ctx, sql, q.args...)
 	if err != nil {
