@@ -207,7 +207,14 @@ func (r *SQLReader) spansCounts(ctx context.Context, f Filter) (sessions, custom
 		// customer filter selects fewer through its own index).
 		from = r.d.UseIndex(genModelIndex)
 	}
-	sql := "SELECT count(DISTINCT session_id), count(DISTINCT customer_id) FROM " + from + " WHERE " + and(r.genWhere(q, &f, true))
+	// Each count is of a DISTINCT subquery rather than count(DISTINCT):
+	// PostgreSQL sorts the input of every count(DISTINCT), where a
+	// DISTINCT is read in index order (sessions, through the model index)
+	// or hashed; count(id) leaves out the NULL group.
+	distinct := func(col string) string {
+		return "(SELECT count(" + col + ") FROM (SELECT DISTINCT " + col + " FROM " + from + " WHERE " + and(r.genWhere(q, &f, true)) + ") d)"
+	}
+	sql := "SELECT " + distinct("session_id") + ", " + distinct("customer_id")
 	err = r.one(ctx, sql, q.args, &sessions, &customers)
 	return sessions, customers, err
 }
