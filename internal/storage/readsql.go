@@ -203,14 +203,13 @@ func (r *SQLReader) spansCounts(ctx context.Context, f Filter) (sessions, custom
 	q := &query{d: &r.d}
 	from := r.genFrom(&f)
 	if r.d.UseIndex != nil && f.Model != "" && f.SessionID == "" && f.CustomerID == "" {
-		// That model's generations alone, in session order (a session or
-		// customer filter selects fewer through its own index).
+		// That model's generations alone (a session or customer filter
+		// selects fewer through its own index).
 		from = r.d.UseIndex(genModelIndex)
 	}
 	// Each count is of a DISTINCT subquery rather than count(DISTINCT):
-	// PostgreSQL sorts the input of every count(DISTINCT), where a
-	// DISTINCT is read in index order (sessions, through the model index)
-	// or hashed; count(id) leaves out the NULL group.
+	// PostgreSQL sorts the input of every count(DISTINCT), where it hashes
+	// a DISTINCT; count(id) leaves out the NULL group.
 	distinct := func(col string) string {
 		return "(SELECT count(" + col + ") FROM (SELECT DISTINCT " + col + " FROM " + from + " WHERE " + and(r.genWhere(q, &f, true)) + ") d)"
 	}

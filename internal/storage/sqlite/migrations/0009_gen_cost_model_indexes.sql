@@ -14,9 +14,12 @@ CREATE INDEX spans_gen_cost ON spans (
 -- The distinct sessions and customers of one model's generations (the
 -- summary filtered by model): through spans_gen_start they were counted
 -- over every generation of the project, 140 ms at 330,000; here over that
--- model's alone, its sessions in index order. It holds every column the
--- summary's filters test, so a time range, provider or status is tested in
--- the index too.
+-- model's alone. Keyed by model then start time, so a write appends to its
+-- model's end of the index, as spans_gen_start does: keyed by model then
+-- session (sessions in index order, 15 instead of 35 ms for the counts) it
+-- dirtied a random page per generation and cost about 6% of ingest CPU. It
+-- holds every column the summary's filters test, so a time range,
+-- provider or status is tested in the index too.
 CREATE INDEX spans_gen_model ON spans (
-    project_id, model, session_id, customer_id, start_time_unix_nano, provider, status_code)
+    project_id, model, start_time_unix_nano, session_id, customer_id, provider, status_code)
     WHERE is_generation = 1;
