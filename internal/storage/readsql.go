@@ -28,6 +28,12 @@ type ReadDialect struct {
 	// narrow (project_id, start) index and fetches every row from the
 	// table; PostgreSQL's planner chooses by cost (nil: plain "spans").
 	UseIndex func(index string) string
+	// DistinctBySubquery counts distinct ids as count() of a DISTINCT
+	// subquery, one per id, rather than count(DISTINCT id): PostgreSQL
+	// sorts the input of every count(DISTINCT) and hashes a DISTINCT (one
+	// model's summary: 40 -> 21 ms); SQLite builds the same temporary
+	// index either way and reads the rows once for both counts.
+	DistinctBySubquery bool
 	// TotalsReady reports whether the migrations are done, so the totals
 	// tables (migration 8) are there to read (nil: always).
 	TotalsReady func() bool
@@ -207,13 +213,16 @@ func (r *SQLReader) spansCounts(ctx context.Context, f Filter) (sessions, custom
 		// selects fewer through its own index).
 		from = r.d.UseIndex(genModelIndex)
 	}
-	// Each count is of a DISTINCT subquery rather than count(DISTINCT):
-	// PostgreSQL sorts the input of every count(DISTINCT), where it hashes
-	// a DISTINCT; count(id) leaves out the NULL group.
-	distinct := func(col string) string {
-		return "(SELECT count(" + col + ") FROM (SELECT DISTINCT " + col + " FROM " + from + " WHERE " + and(r.genWhere(q, &f, true)) + ") d)"
+	var sql string
+	if r.d.DistinctBySubquery {
+		// count(id) leaves out the NULL group, as count(DISTINCT id) does.
+		distinct := func(col string) string {
+			return "(SELECT count(" + col + ") FROM (SELECT DISTINCT " + col + " FROM " + from + " WHERE " + and(r.genWhere(q, &f, true)) + ") d)"
+		}
+		sql = "SELECT " + distinct("session_id") + ", " + distinct("customer_id")
+	} else {
+		sql = "SELECT count(DISTINCT session_id), count(DISTINCT customer_id) FROM " + from + " WHERE " + and(r.genWhere(q, &f, true))
 	}
-	sql := "SELECT " + distinct("session_id") + ", " + distinct("customer_id")
 	err = r.one(ctx, sql, q.args, &sessions, &customers)
 	return sessions, customers, err
 }

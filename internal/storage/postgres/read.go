@@ -14,6 +14,8 @@ var postgresDialect = storage.ReadDialect{
 	Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
 	True:        "true",
 	ILike:       "ILIKE",
+
+	DistinctBySubquery: true,
 }
 
 // newReader returns the read side of the store, on the store's pool;
