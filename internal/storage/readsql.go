@@ -594,6 +594,7 @@ func (r *SQLReader) hourlySeries(ctx context.Context, f Filter, h hourSplit, ori
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	// Released before the edge reads, which may need the same connection.
 	rows.Close()
 	for _, e := range h.edges {
 		g := f
