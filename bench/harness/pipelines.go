@@ -35,7 +35,7 @@ var AllPipelines = []string{OursNop, OursSQLite, OursSQLiteBase, OursPostgres, P
 var Descriptions = map[string]string{
 	OursNop:        "fallomcol, shipped config with the debug exporter (no queue, sampled basic logging) instead of storage: the ceiling of receiver + fallomauth + memory_limiter + openroutermapping",
 	OursSQLite:     "fallomcol, shipped config/config.yaml as is (fallom exporter into SQLite, a 2xx only after the commit)",
-	OursSQLiteBase: "ours_sqlite built from the commit before the console's rollups (BENCH_BASE_REV, default " + DefaultBaseRev + "), with that commit's config/config.yaml",
+	OursSQLiteBase: "ours_sqlite built from the commit before the console's rollups (BENCH_BASE_REV, default " + DefaultBaseRev + ") with the later changes that are not the rollups but move ingest applied (bench/base/<rev>/*.patch: the exporter's 256 queue consumers), on that commit's config/config.yaml",
 	OursPostgres:   "fallomcol, shipped config with the fallom exporter on PostgreSQL (a local server from the Debian package, fsync off as pgtest runs it)",
 	Peer:           "stock otelcol (ocb, contrib v0.161.0): otlp + bearertokenauth + memory_limiter + transform (OTTL mapping) + batch + file exporter",
 }
