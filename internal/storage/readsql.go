@@ -37,12 +37,6 @@ type ReadDialect struct {
 	// TotalsReady reports whether the migrations are done, so the totals
 	// tables (migration 8) are there to read (nil: always).
 	TotalsReady func() bool
-	// TotalsByKey returns the FROM term of a totals table read by its
-	// primary key (nil: the table): with a filter selecting a few groups
-	// (one customer's sessions), SQLite otherwise walks every row of the
-	// project in the list's order (session_totals_last_seen) testing each
-	// against the selection: 7-50 ms instead of under 1 at 50,000 sessions.
-	TotalsByKey func(table string) string
 }
 
 // Rows is the part of a result set the reads use (database/sql and pgx
@@ -919,19 +913,11 @@ const totalsColumns = "generations, errors, " +
 // totalsSource is the sessions or customers view of one project (DESIGN
 // 2.5) as a subquery over its totals table (migration 8, kept by the write
 // path and retention), optionally one id, optionally the groups selectIn
-// selects.
-//
-// byKey reads the table in primary-key order rather than through its
-// last-seen index (SQLite's TotalsByKey): the index serves a page sorted
-// by last seen, which stops after the page, but for any other sort every
-// row in range is read, and through the index each is a random lookup
-// into the table (a 7-day page of sessions by cost: 100 ms through the
-// index, 10 ms in key order, at 50,000 sessions).
-func (r *SQLReader) totalsSource(q *query, t TotalsTable, project, id, selectIn string, byKey bool) string {
-	from := t.Name
-	if (selectIn != "" || byKey) && r.d.TotalsByKey != nil {
-		from = r.d.TotalsByKey(t.Name)
-	}
+// selects. On SQLite the table has no index but its primary key (migration
+// 10), so a list walks the project's rows in key order, or seeks the
+// selected ids; PostgreSQL's planner also has the last-seen and cost
+// indexes.
+func (r *SQLReader) totalsSource(q *query, t TotalsTable, project, id, selectIn string) string {
 	w := "project_id = " + q.arg(project)
 	if id != "" {
 		w += " AND " + t.IDCol + " = " + q.arg(id)
@@ -939,7 +925,7 @@ func (r *SQLReader) totalsSource(q *query, t TotalsTable, project, id, selectIn 
 	if selectIn != "" {
 		w += " AND " + selectIn
 	}
-	return "(SELECT project_id, " + t.IDCol + ", " + t.Extra + ", " + totalsColumns + " FROM " + from + " WHERE " + w + ") v"
+	return "(SELECT project_id, " + t.IDCol + ", " + t.Extra + ", " + totalsColumns + " FROM " + t.Name + " WHERE " + w + ") v"
 }
 
 // totalsReady reports whether the totals tables can be read: false while
@@ -948,20 +934,20 @@ func (r *SQLReader) totalsSource(q *query, t TotalsTable, project, id, selectIn 
 func (r *SQLReader) totalsReady() bool { return r.d.TotalsReady == nil || r.d.TotalsReady() }
 
 // sessionsSource is the sessions view of one project, from session_totals.
-func (r *SQLReader) sessionsSource(q *query, project string, sessionID string, selectIn string, byKey bool) string {
+func (r *SQLReader) sessionsSource(q *query, project string, sessionID string, selectIn string) string {
 	if !r.totalsReady() {
 		return r.viewSource(q, SessionTotals, project, sessionID, selectIn)
 	}
-	return r.totalsSource(q, SessionTotals, project, sessionID, selectIn, byKey)
+	return r.totalsSource(q, SessionTotals, project, sessionID, selectIn)
 }
 
 // customersSource is the customers view of one project, from
 // customer_totals.
-func (r *SQLReader) customersSource(q *query, project string, customerID string, selectIn string, byKey bool) string {
+func (r *SQLReader) customersSource(q *query, project string, customerID string, selectIn string) string {
 	if !r.totalsReady() {
 		return r.viewSource(q, CustomerTotals, project, customerID, selectIn)
 	}
-	return r.totalsSource(q, CustomerTotals, project, customerID, selectIn, byKey)
+	return r.totalsSource(q, CustomerTotals, project, customerID, selectIn)
 }
 
 // viewSource is the sessions or customers view aggregated from the spans
@@ -1042,7 +1028,7 @@ func (r *SQLReader) Sessions(ctx context.Context, f Filter, p Page) ([]SessionRo
 	limit := p.limit()
 	q := &query{d: &r.d}
 	selectIn, where := r.groupSelect(q, &f, "session_id")
-	src := r.sessionsSource(q, f.ProjectID, f.SessionID, selectIn, col.Name != "last_seen_unix_nano")
+	src := r.sessionsSource(q, f.ProjectID, f.SessionID, selectIn)
 	after, orderBy, err := keyset(q, &SessionsList, col, desc, p.After)
 	if err != nil {
 		return nil, nil, err
@@ -1125,7 +1111,7 @@ func collect[T any](ctx context.Context, qr Querier, sql string, args []any, tar
 // Session implements Reader.
 func (r *SQLReader) Session(ctx context.Context, project, sessionID string) (SessionRow, error) {
 	q := &query{d: &r.d}
-	sql := "SELECT " + sessionColumns + " FROM " + r.sessionsSource(q, project, sessionID, "", true)
+	sql := "SELECT " + sessionColumns + " FROM " + r.sessionsSource(q, project, sessionID, "")
 	var s SessionRow
 	err := r.one(ctx, sql, q.args, s.scanTargets()...)
 	return s, err
@@ -1140,7 +1126,7 @@ func (r *SQLReader) Customers(ctx context.Context, f Filter, p Page) ([]Customer
 	limit := p.limit()
 	q := &query{d: &r.d}
 	selectIn, where := r.groupSelect(q, &f, "customer_id")
-	src := r.customersSource(q, f.ProjectID, f.CustomerID, selectIn, col.Name != "last_seen_unix_nano")
+	src := r.customersSource(q, f.ProjectID, f.CustomerID, selectIn)
 	after, orderBy, err := keyset(q, &CustomersList, col, desc, p.After)
 	if err != nil {
 		return nil, nil, err
@@ -1166,7 +1152,7 @@ func (r *SQLReader) Customers(ctx context.Context, f Filter, p Page) ([]Customer
 // Customer implements Reader.
 func (r *SQLReader) Customer(ctx context.Context, project, customerID string) (CustomerRow, error) {
 	q := &query{d: &r.d}
-	sql := "SELECT " + customerColumns + " FROM " + r.customersSource(q, project, customerID, "", true)
+	sql := "SELECT " + customerColumns + " FROM " + r.customersSource(q, project, customerID, "")
 	var c CustomerRow
 	err := r.one(ctx, sql, q.args, c.scanTargets()...)
 	return c, err

@@ -54,8 +54,6 @@ func openReader(path string, busy time.Duration, indexesReady func() bool) (*sql
 		return "spans INDEXED BY " + index
 	}
 	d.TotalsReady = indexesReady
-	// A WITHOUT ROWID table's primary key is named as an index.
-	d.TotalsByKey = func(table string) string { return table + " INDEXED BY sqlite_autoindex_" + table + "_1" }
 	return db, storage.NewSQLReader(sqlQuerier{db}, d), nil
 }
 
