@@ -68,7 +68,7 @@ func (g *GroupCommitter) Write(ctx context.Context, spans []Span) (WriteResult, 
 	for {
 		select {
 		case <-w.done:
-			return w.req.Result, w.req.Err
+			return w.answer(ctx)
 		case <-ctx.Done():
 			g.mu.Lock()
 			if !w.taken {
@@ -83,7 +83,7 @@ func (g *GroupCommitter) Write(ctx context.Context, spans []Span) (WriteResult, 
 				<-g.slots
 				select {
 				case <-w.done:
-					return w.req.Result, w.req.Err
+					return w.answer(ctx)
 				case <-ctx.Done():
 					return WriteResult{}, ctx.Err()
 				}
@@ -94,6 +94,19 @@ func (g *GroupCommitter) Write(ctx context.Context, spans []Span) (WriteResult, 
 			<-g.slots
 		}
 	}
+}
+
+// answer is what Write returns once w's group is done. A caller whose
+// context ended while its group ran gets its context's error if the group
+// failed: the failure may be the abandoned transaction itself (when every
+// caller of a group has gone, groupContext ends and database/sql rolls the
+// transaction back, so its next statement fails with "sql: statement is
+// closed"), which says nothing about the spans.
+func (w *pendingWrite) answer(ctx context.Context) (WriteResult, error) {
+	if w.req.Err != nil && ctx.Err() != nil {
+		return w.req.Result, ctx.Err()
+	}
+	return w.req.Result, w.req.Err
 }
 
 // take removes the oldest pending writes (up to MaxSpans spans, at least
